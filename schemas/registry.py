@@ -1,0 +1,131 @@
+"""One table from event type to payload model and inbound topic, and the validation entry point."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas import payloads as p
+from schemas.envelope import CloudEvent
+
+TOPIC_COMPLAINTS = "feedback.complaints"
+TOPIC_COMPLIMENTS = "feedback.compliments"
+TOPIC_SURVEYS = "feedback.surveys"
+TOPIC_LEARNING = "feedback.learning"
+TOPIC_DEADLETTER = "feedback.deadletter"
+TOPIC_EVENTS = "casefeedback.events"
+TOPIC_ALERTS = "casefeedback.alerts"
+
+INBOUND_TOPICS = (TOPIC_COMPLAINTS, TOPIC_COMPLIMENTS, TOPIC_SURVEYS, TOPIC_LEARNING)
+ALL_TOPICS = (*INBOUND_TOPICS, TOPIC_DEADLETTER, TOPIC_EVENTS, TOPIC_ALERTS)
+
+# Inbound types (contract section 3): type -> (payload model, inbound topic).
+INBOUND_TYPES: dict[str, tuple[type[p.Payload], str]] = {
+    "complaint.received": (p.ComplaintReceived, TOPIC_COMPLAINTS),
+    "complaint.acknowledged": (p.ComplaintAcknowledged, TOPIC_COMPLAINTS),
+    "complaint.extension_agreed": (p.ComplaintExtensionAgreed, TOPIC_COMPLAINTS),
+    "complaint.responded": (p.ComplaintResponded, TOPIC_COMPLAINTS),
+    "complaint.escalated": (p.ComplaintEscalated, TOPIC_COMPLAINTS),
+    "complaint.withdrawn": (p.ComplaintWithdrawn, TOPIC_COMPLAINTS),
+    "complaint.closed": (p.ComplaintClosed, TOPIC_COMPLAINTS),
+    "compliment.received": (p.ComplimentReceived, TOPIC_COMPLIMENTS),
+    "survey.defined": (p.SurveyDefined, TOPIC_SURVEYS),
+    "survey.response.submitted": (p.SurveyResponseSubmitted, TOPIC_SURVEYS),
+    "learning.action.added": (p.LearningActionAdded, TOPIC_LEARNING),
+    "learning.action.completed": (p.LearningActionCompleted, TOPIC_LEARNING),
+    "learning.plan.submitted": (p.LearningPlanSubmitted, TOPIC_LEARNING),
+}
+
+# Derived types (contract section 4): only the project's services write them.
+DERIVED_TYPES: dict[str, type[p.Payload]] = {
+    "deadline.scheduled": p.DeadlinePayload,
+    "deadline.warning": p.DeadlinePayload,
+    "deadline.breached": p.DeadlinePayload,
+    "deadline.met": p.DeadlineMet,
+    "learning.stage.opened": p.LearningStageDue,
+    "learning.stage.overdue": p.LearningStageDue,
+    "learning.stage.completed": p.LearningStageCompleted,
+}
+
+ALERT_TYPES = frozenset({"deadline.warning", "deadline.breached", "learning.stage.overdue"})
+
+ALL_TYPES: dict[str, type[p.Payload]] = {
+    **{t: model for t, (model, _) in INBOUND_TYPES.items()},
+    **DERIVED_TYPES,
+}
+
+
+@dataclass(frozen=True)
+class Rejection(Exception):
+    """Why a record cannot be accepted: a contract section 5 reason code and a detail for people."""
+
+    reason: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class ValidEvent:
+    """An envelope whose payload passed its type's model."""
+
+    envelope: CloudEvent
+    payload: p.Payload
+
+    def normalised(self) -> dict[str, Any]:
+        """The event as intake records it: envelope attributes plus the payload with defaults applied."""
+        body = self.envelope.model_dump(mode="json", exclude_none=True)
+        body["data"] = self.payload.model_dump(mode="json", exclude_none=True)
+        return body
+
+
+def describe_errors(err: ValidationError, prefix: str = "") -> str:
+    """A one-line, person-readable summary of pydantic errors naming each field."""
+    parts = []
+    for e in err.errors()[:5]:
+        loc = ".".join(str(x) for x in e["loc"]) or "(root)"
+        parts.append(f"{prefix}{loc}: {e['msg']}")
+    more = len(err.errors()) - 5
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def parse_json(value: bytes) -> Any:
+    """Decode a record value as UTF-8 JSON or raise Rejection('not_json')."""
+    try:
+        return json.loads(value.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise Rejection("not_json", f"value is not UTF-8 JSON: {str(exc)[:200]}") from None
+
+
+def validate_object(obj: Any, types: dict[str, type[p.Payload]] | None = None) -> ValidEvent:
+    """Check a decoded JSON object against the envelope and its type's payload."""
+    if not isinstance(obj, dict):
+        raise Rejection("not_cloudevent", f"expected a JSON object, got {type(obj).__name__}")
+    known = ALL_TYPES if types is None else types
+    try:
+        envelope = CloudEvent.model_validate(obj)
+    except ValidationError as err:
+        raise Rejection("not_cloudevent", describe_errors(err)) from None
+    model = known.get(envelope.type)
+    if model is None:
+        raise Rejection("unknown_type", f"type {envelope.type[:100]!r} is not one of {sorted(known)}")
+    try:
+        payload = model.model_validate(envelope.data)
+    except ValidationError as err:
+        raise Rejection("invalid_data", describe_errors(err, prefix="data.")) from None
+    return ValidEvent(envelope, payload)
+
+
+def validate_inbound(value: bytes) -> ValidEvent:
+    """Validate raw inbound bytes: JSON, envelope, and an inbound (not derived) type."""
+    inbound = {t: model for t, (model, _) in INBOUND_TYPES.items()}
+    return validate_object(parse_json(value), inbound)
+
+
+def inbound_topic(event_type: str) -> str:
+    """The inbound topic an upstream system publishes this type to."""
+    return INBOUND_TYPES[event_type][1]

@@ -1,0 +1,1 @@
+"""The `casefeedback` command line (contract section 8)."""

@@ -1,0 +1,177 @@
+"""`casefeedback up`: the whole system on one machine until interrupted.
+
+Starts the embedded broker and database (unless `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` name
+real ones), then one worker process of each service, restarting a worker that dies. The embedded
+broker keeps its data in memory, so the embedded database is new on every run as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from services.cli.run_service import SERVICES
+from services.common.embedded import free_port, stop_process
+from services.common.infra import Infrastructure, start_infrastructure
+from services.common.settings import Settings
+
+HELP = "run the whole system (broker, database, all four services) until interrupted"
+RESTART_DELAY_S = 2.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--demo", action="store_true", help="also feed a steady, realistic mix of events")
+    parser.add_argument("--host", default="127.0.0.1", help="address the services' HTTP endpoints listen on")
+
+
+@dataclass
+class Child:
+    """One service worker process that `up` supervises."""
+
+    service: str
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _env(settings: Settings, port: int, host: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka.bootstrap_servers or ""
+    env["DATABASE_URL"] = settings.require_database()
+    env["CASEFEEDBACK_HTTP_PORT"] = str(port)
+    env["CASEFEEDBACK_HTTP_HOST"] = host
+    env["CASEFEEDBACK_PARENT_PID"] = str(os.getpid())
+    return env
+
+
+def _spawn(child: Child, settings: Settings, host: str, log_dir: Path) -> None:
+    log = open(log_dir / f"{child.service}.log", "ab")  # noqa: SIM115
+    child.proc = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "run", child.service],
+        env=_env(settings, child.port, host), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def _healthy(child: Child) -> bool:
+    try:
+        with urllib.request.urlopen(f"{child.base_url}/health", timeout=0.5) as response:
+            return bool(json.loads(response.read()).get("status") == "ok")
+    except (OSError, ValueError):
+        return False
+
+
+class _Stop:
+    requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+
+def _wait_until_consuming(children: list[Child], stop: _Stop, started: float, timeout_s: float = 60) -> None:
+    pending = list(children)
+    while pending and not stop.requested and time.monotonic() - started < timeout_s:
+        pending = [c for c in pending if not _healthy(c)]
+        time.sleep(0.1)
+    if pending:
+        names = ", ".join(c.service for c in pending)
+        print(f"warning: not consuming yet after {timeout_s:.0f} s: {names} (see the logs)", flush=True)
+    else:
+        print(f"all {len(children)} services consuming {time.monotonic() - started:.1f} s after start", flush=True)
+
+
+def _supervise(children: list[Child], settings: Settings, host: str, log_dir: Path, stop: _Stop,
+               extra: list[subprocess.Popen[bytes]]) -> None:
+    while not stop.requested:
+        for child in children:
+            if child.proc is not None and child.proc.poll() is not None:
+                child.restarts += 1
+                print(f"{child.service} exited with {child.proc.returncode}; restarting "
+                      f"(restart {child.restarts}, log {log_dir / (child.service + '.log')})", flush=True)
+                time.sleep(RESTART_DELAY_S)
+                _spawn(child, settings, host, log_dir)
+        time.sleep(0.2)
+
+
+def _write_run_file(settings: Settings, children: list[Child], log_dir: Path) -> None:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.run_file.write_text(json.dumps({
+        "pid": os.getpid(),
+        "kafka_bootstrap_servers": settings.kafka.bootstrap_servers,
+        "database_url": settings.database_url,
+        "services": {c.service: c.base_url for c in children},
+        "logs": str(log_dir),
+    }, indent=2))
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    started = time.monotonic()
+    stop = _Stop()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    log_dir = settings.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    infra = start_infrastructure(settings, log_dir)
+    settings = infra.settings
+    children = [Child(name, free_port()) for name in SERVICES]
+    extra: list[subprocess.Popen[bytes]] = []
+    try:
+        _announce(infra, log_dir)
+        for child in children:
+            _spawn(child, settings, args.host, log_dir)
+            print(f"{child.service}: metrics {child.base_url}/metrics health {child.base_url}/health", flush=True)
+        _write_run_file(settings, children, log_dir)
+        _wait_until_consuming(children, stop, started)
+        if args.demo:
+            extra.append(_start_demo(settings))
+        print("press Ctrl-C to stop", flush=True)
+        _supervise(children, settings, args.host, log_dir, stop, extra)
+    finally:
+        print("stopping...", flush=True)
+        _shutdown(children, extra, infra, settings)
+        print("stopped", flush=True)
+    return 0
+
+
+def _start_demo(settings: Settings) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=settings.kafka.bootstrap_servers or "",
+               DATABASE_URL=settings.require_database())
+    print("demo: feeding realistic traffic (complaints, compliments, survey responses)", flush=True)
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "demo"], env=env, start_new_session=True)
+
+
+def _announce(infra: Infrastructure, log_dir: Path) -> None:
+    s = infra.settings
+    kind = "embedded Tansu" if infra.embedded_kafka else "configured"
+    print(f"broker: {s.kafka.bootstrap_servers} ({kind})", flush=True)
+    db_kind = "embedded PostgreSQL" if infra.embedded_postgres else "configured"
+    shown = infra.embedded_postgres.url if infra.embedded_postgres else "from DATABASE_URL"
+    print(f"database: {shown} ({db_kind})", flush=True)
+    print(f"logs: {log_dir}", flush=True)
+
+
+def _shutdown(children: list[Child], extra: list[subprocess.Popen[bytes]], infra: Infrastructure,
+              settings: Settings) -> None:
+    procs = [p for p in extra] + [c.proc for c in children if c.proc is not None]
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        stop_process(proc, signal.SIGTERM, 15)
+    infra.stop()
+    try:
+        settings.run_file.unlink()
+    except FileNotFoundError:
+        pass

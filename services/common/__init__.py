@@ -1,0 +1,1 @@
+"""Code shared by the four services: settings, embedded infrastructure, the event store and the consumer loop."""

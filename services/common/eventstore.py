@@ -1,0 +1,214 @@
+"""The event store: the one append-only, hash-chained history in PostgreSQL.
+
+Appends are serialised by the row lock on `chain_head`, so the global `seq` order is the commit
+order and the relay can follow the history by `seq` without gaps. Callers pass a connection
+inside their own transaction, so a service's state change and the events it derives commit
+together, once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import asyncpg
+
+EVENTS_CHANNEL = "casefeedback_events"
+GENESIS = bytes(32)
+
+
+def canonical(body: dict[str, Any]) -> bytes:
+    """The canonical bytes of an event body: sorted keys, no spaces, UTF-8."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def digest(body: dict[str, Any]) -> bytes:
+    """sha256 of the canonical body; equal digests mean the same event."""
+    return hashlib.sha256(canonical(body)).digest()
+
+
+def chain_hash(prev: bytes, seq: int, event_id: str, body_digest: bytes, raw: bytes | None) -> bytes:
+    """The link of one event in the chain; any later edit of any field it covers changes it."""
+    h = hashlib.sha256(prev)
+    h.update(seq.to_bytes(8, "big"))
+    h.update(event_id.encode())
+    h.update(body_digest)
+    h.update(hashlib.sha256(raw).digest() if raw is not None else b"")
+    return h.digest()
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append: its normalised body and, for inbound events, the original bytes."""
+
+    body: dict[str, Any]
+    raw: bytes | None = None
+
+    @property
+    def id(self) -> str:
+        return str(self.body["id"])
+
+    @property
+    def subject(self) -> str:
+        return str(self.body["subject"])
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the history holds it."""
+
+    seq: int
+    id: str
+    subject: str
+    version: int
+    type: str
+    time: datetime
+    recorded_at: datetime
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What an append did with each event offered."""
+
+    stored: list[StoredEvent]
+    duplicates: list[NewEvent]
+    conflicts: list[NewEvent]
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def known_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> dict[str, bytes]:
+    """Digest of each of `ids` that the history already holds."""
+    rows = await conn.fetch("SELECT id, digest FROM events WHERE id = any($1::text[])", list(ids))
+    return {r["id"]: bytes(r["digest"]) for r in rows}
+
+
+async def known_subjects(conn: asyncpg.Connection, subjects: Sequence[str]) -> dict[str, int]:
+    """Current version of each of `subjects` that the history already holds."""
+    rows = await conn.fetch(
+        "SELECT subject, max(version) AS v FROM events WHERE subject = any($1::text[]) GROUP BY subject",
+        list(set(subjects)),
+    )
+    return {r["subject"]: int(r["v"]) for r in rows}
+
+
+async def append(conn: asyncpg.Connection, events: Sequence[NewEvent], now: datetime | None = None) -> AppendResult:
+    """Append events in order; same id and body is a duplicate, same id other body a conflict.
+
+    Must run inside the caller's transaction. Returns what was stored, in `seq` order.
+    """
+    head = await conn.fetchrow("SELECT seq, hash FROM chain_head FOR UPDATE")
+    seq, prev = int(head["seq"]), bytes(head["hash"])
+    seen = await known_ids(conn, [e.id for e in events])
+    versions = await known_subjects(conn, [e.subject for e in events])
+    recorded_at = now or datetime.now(timezone.utc)
+    rows, stored, dups, conflicts = [], [], [], []
+    for event in events:
+        d = digest(event.body)
+        if event.id in seen:
+            (dups if seen[event.id] == d else conflicts).append(event)
+            continue
+        seen[event.id] = d
+        seq += 1
+        version = versions.get(event.subject, 0) + 1
+        versions[event.subject] = version
+        link, prev = prev, chain_hash(prev, seq, event.id, d, event.raw)
+        time = _parse_time(str(event.body["time"]))
+        rows.append((seq, event.id, event.subject, version, str(event.body["type"]), str(event.body["source"]),
+                     time, recorded_at, event.raw, json.dumps(event.body), d, link, prev))
+        stored.append(StoredEvent(seq, event.id, event.subject, version, str(event.body["type"]),
+                                  time, recorded_at, event.body))
+    if rows:
+        await conn.copy_records_to_table(
+            "events", records=rows,
+            columns=["seq", "id", "subject", "version", "type", "source", "time", "recorded_at", "raw", "body",
+                     "digest", "prev_hash", "hash"],
+        )
+        await conn.execute("UPDATE chain_head SET seq = $1, hash = $2", seq, prev)
+        await conn.execute(f"NOTIFY {EVENTS_CHANNEL}")
+    return AppendResult(stored, dups, conflicts)
+
+
+def _stored(r: asyncpg.Record) -> StoredEvent:
+    return StoredEvent(r["seq"], r["id"], r["subject"], r["version"], r["type"], r["time"], r["recorded_at"],
+                       json.loads(r["body"]))
+
+
+async def read(conn: asyncpg.Connection, after_seq: int = 0, limit: int = 5000,
+               until: datetime | None = None) -> list[StoredEvent]:
+    """Up to `limit` events after `after_seq` in history order (optionally recorded up to `until`)."""
+    rows = await conn.fetch(
+        "SELECT seq, id, subject, version, type, time, recorded_at, body::text AS body FROM events "
+        "WHERE seq > $1 AND ($3::timestamptz IS NULL OR recorded_at <= $3) ORDER BY seq LIMIT $2",
+        after_seq, limit, until,
+    )
+    return [_stored(r) for r in rows]
+
+
+async def read_all(conn: asyncpg.Connection, batch: int = 5000,
+                   until: datetime | None = None) -> AsyncIterator[list[StoredEvent]]:
+    """The whole history in batches, in `seq` order."""
+    after = 0
+    while True:
+        events = await read(conn, after, batch, until)
+        if not events:
+            return
+        yield events
+        after = events[-1].seq
+
+
+async def subject_history(conn: asyncpg.Connection, subject: str) -> list[StoredEvent]:
+    """Every event of one subject in the order the history accepted them."""
+    rows = await conn.fetch(
+        "SELECT seq, id, subject, version, type, time, recorded_at, body::text AS body FROM events "
+        "WHERE subject = $1 ORDER BY version", subject,
+    )
+    return [_stored(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first place where the stored history does not match its hash chain."""
+
+    seq: int
+    id: str
+    detail: str
+
+
+async def verify_chain(conn: asyncpg.Connection, batch: int = 10000) -> tuple[int, ChainBreak | None]:
+    """Recompute the hash chain over the whole history; return events checked and the first break."""
+    prev, expected_seq, checked, after = GENESIS, 1, 0, 0
+    while True:
+        rows = await conn.fetch(
+            "SELECT seq, id, body::text AS body, raw, digest, prev_hash, hash FROM events "
+            "WHERE seq > $1 ORDER BY seq LIMIT $2", after, batch,
+        )
+        if not rows:
+            return checked, None
+        for r in rows:
+            problem = _check_link(r, prev, expected_seq)
+            if problem:
+                return checked, ChainBreak(r["seq"], r["id"], problem)
+            prev, expected_seq, checked = bytes(r["hash"]), expected_seq + 1, checked + 1
+        after = rows[-1]["seq"]
+
+
+def _check_link(r: asyncpg.Record, prev: bytes, expected_seq: int) -> str | None:
+    if r["seq"] != expected_seq:
+        return f"sequence gap: expected {expected_seq}, found {r['seq']}"
+    d = digest(json.loads(r["body"]))
+    if d != bytes(r["digest"]):
+        return "stored body does not match its digest (the event was edited)"
+    if bytes(r["prev_hash"]) != prev:
+        return "prev_hash does not match the previous event's hash"
+    raw = bytes(r["raw"]) if r["raw"] is not None else None
+    if chain_hash(prev, r["seq"], r["id"], d, raw) != bytes(r["hash"]):
+        return "hash does not match the event's contents (id, body or original bytes edited)"
+    return None

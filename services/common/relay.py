@@ -1,0 +1,116 @@
+"""The relay: publishes the history to `casefeedback.events` (and alerts to `casefeedback.alerts`) in seq order.
+
+This is the transactional outbox with the history itself as the outbox: an event is published
+only after it is committed, and the relay's position advances only after the broker acknowledged
+every record up to it. A crash between the two republishes a tail of events, which consumers
+drop by their per-partition seq (see `positions`). One relay runs at a time across all processes
+(a PostgreSQL advisory lock); the others stand by and take over when its session ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from schemas.registry import ALERT_TYPES, TOPIC_ALERTS, TOPIC_EVENTS
+from services.common.eventstore import EVENTS_CHANNEL, StoredEvent, read
+
+log = logging.getLogger(__name__)
+RELAY_LOCK = 7_031_966
+SEQ_HEADER = "casefeedback-seq"
+RECORDED_HEADER = "casefeedback-recorded-at"
+
+
+def headers_for(event: StoredEvent) -> list[tuple[str, bytes]]:
+    """Kafka headers carrying the history position and acceptance time beside the unchanged body."""
+    return [(SEQ_HEADER, str(event.seq).encode()), (RECORDED_HEADER, event.recorded_at.isoformat().encode())]
+
+
+def seq_of(headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]]) -> int | None:
+    """The history seq a record of `casefeedback.events` carries, if any."""
+    for key, value in headers or ():
+        if key == SEQ_HEADER:
+            return int(value)
+    return None
+
+
+def recorded_at_of(headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]]) -> datetime | None:
+    """When the history accepted the event a record carries, if stated."""
+    for key, value in headers or ():
+        if key == RECORDED_HEADER:
+            return datetime.fromisoformat(value.decode())
+    return None
+
+
+class Relay:
+    """Follows the history by seq and publishes it; run one per process, one is active."""
+
+    def __init__(self, database_url: str, producer: AIOKafkaProducer, batch: int = 2000, name: str = "events"):
+        self._url = database_url
+        self._producer = producer
+        self._batch = batch
+        self._name = name
+        self._wake = asyncio.Event()
+        self.published_seq = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop` is set; waits for the leader lock first."""
+        conn = await asyncpg.connect(self._url)
+        try:
+            while not stop.is_set():
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
+                    await self._lead(conn, stop)
+                    return
+                await _wait(stop, 1.0)
+        finally:
+            await conn.close()
+
+    async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+        await conn.add_listener(EVENTS_CHANNEL, lambda *_: self._wake.set())
+        await conn.execute(
+            "INSERT INTO relay_position(name, seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING", self._name
+        )
+        self.published_seq = int(await conn.fetchval("SELECT seq FROM relay_position WHERE name = $1", self._name))
+        while not stop.is_set():
+            if not await self.publish_once(conn):
+                self._wake.clear()
+                await _wait_any(stop, self._wake, 1.0)
+
+    async def publish_once(self, conn: asyncpg.Connection) -> int:
+        """Publish the next batch after the relay's position; return how many were published."""
+        events = await read(conn, self.published_seq, self._batch)
+        if not events:
+            return 0
+        futures = []
+        for event in events:
+            value = json.dumps(event.body).encode()
+            key = event.subject.encode()
+            headers = headers_for(event)
+            futures.append(await self._producer.send(TOPIC_EVENTS, value, key=key, headers=headers))
+            if event.type in ALERT_TYPES:
+                futures.append(await self._producer.send(TOPIC_ALERTS, value, key=key, headers=headers))
+        await asyncio.gather(*futures)
+        self.published_seq = events[-1].seq
+        await conn.execute("UPDATE relay_position SET seq = $2 WHERE name = $1", self._name, self.published_seq)
+        return len(events)
+
+
+async def _wait(stop: asyncio.Event, timeout: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    tasks = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()

@@ -1,0 +1,132 @@
+"""Runs one service worker as a process: wiring, signals, health, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+from services.common import db, kafka
+from services.common.consumer import ConsumerLoop
+from services.common.errors import CasefeedbackError
+from services.common.http import HttpEndpoint
+from services.common.relay import Relay
+from services.common.settings import Settings
+from services.common.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(level: str) -> None:
+    """One log format for every process; routine logs carry no personal data."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+class Runtime:
+    """Holds a running worker's adapters and tasks."""
+
+    def __init__(self, worker_cls: type[Worker], settings: Settings):
+        self.worker_cls = worker_cls
+        self.settings = settings
+        self.started = time.monotonic()
+        self.loop: ConsumerLoop | None = None
+        self.stopping = False
+
+    def health(self) -> dict[str, Any]:
+        """Status for /health: ok once the consumer has joined its group and fetched."""
+        loop = self.loop
+        consuming = bool(loop and loop.consuming)
+        status = "stopping" if self.stopping else ("ok" if consuming else "starting")
+        facts: dict[str, Any] = {"service": self.worker_cls.name, "status": status}
+        if loop is not None:
+            facts["partitions"] = sorted(f"{tp.topic}/{tp.partition}" for tp in loop.assigned)
+            facts["records_seen"] = loop.records_seen
+        return facts
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start everything, run until `stop`, then shut down in order."""
+        s = self.settings
+        url = s.require_database()
+        await db.migrate(url)
+        await kafka.ensure_topics(s.kafka)
+        pool = await db.create_pool(url, max_size=8)
+        producer = kafka.producer(s.kafka)
+        await producer.start()
+        http = HttpEndpoint(s.http_host, s.http_port, self.health)
+        await http.start()
+        worker = self.worker_cls(s, pool, producer)
+        consumer = kafka.consumer(s.kafka, worker.group, worker.topics)
+        try:
+            await worker.setup()
+            await consumer.start()
+            self.loop = ConsumerLoop(worker.name, consumer, worker.topics, worker.handle, s.batch_size,
+                                     worker.on_assigned, worker.on_revoked)
+            print(f"{worker.name}: metrics {http.base_url}/metrics health {http.base_url}/health", flush=True)
+            await self._run_tasks(worker, url, producer, stop)
+        finally:
+            self.stopping = True
+            await consumer.stop()
+            await producer.stop()
+            await pool.close()
+            await http.stop()
+
+    async def _run_tasks(self, worker: Worker, url: str, producer: Any, stop: asyncio.Event) -> None:
+        assert self.loop is not None
+        relay = Relay(url, producer, self.settings.batch_size)
+        coros = [self.loop.run(stop), relay.run(stop), *(task(stop) for task in worker.background())]
+        if self.settings.parent_pid:
+            coros.append(_stop_when_orphaned(self.settings.parent_pid, stop))
+        tasks = [asyncio.ensure_future(c) for c in coros]
+        done, _ = await asyncio.wait([*tasks, asyncio.ensure_future(stop.wait())],
+                                     return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in done if t in tasks and t.exception() is not None]
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if failed:
+            raise failed[0].exception()  # type: ignore[misc]
+
+
+async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
+    """Stop when the supervising `casefeedback up` has gone, so no worker outlives it."""
+    import os
+
+    while not stop.is_set():
+        if os.getppid() != parent_pid:
+            log.warning("supervisor %d is gone; stopping", parent_pid)
+            stop.set()
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except asyncio.TimeoutError:
+            pass
+
+
+def run_worker(worker_cls: type[Worker], settings: Settings) -> int:
+    """Run a worker until SIGINT/SIGTERM; return the process exit code."""
+    configure_logging(settings.log_level)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await Runtime(worker_cls, settings).run(stop)
+
+    try:
+        asyncio.run(main())
+    except CasefeedbackError as exc:
+        print(f"{worker_cls.name}: {exc}", file=sys.stderr)
+        return 2
+    except Exception:
+        log.exception("%s stopped on an unexpected error; restart it to resume from the last commit",
+                      worker_cls.name)
+        return 1
+    return 0

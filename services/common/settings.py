@@ -1,0 +1,159 @@
+"""Settings, read once from the environment at each entry point and passed down.
+
+Connection settings use the conventional names (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`,
+`KAFKA_SECURITY_PROTOCOL`, ...); everything of casefeedback's own is prefixed `CASEFEEDBACK_`.
+Where neither broker nor database is set, the details written by a running `casefeedback up`
+(its run file) are used, so `emit`, `report` and `replay` find the embedded system by themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from services.common.errors import ConfigurationError
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """How to reach the broker; TLS and SASL pass straight through to aiokafka."""
+
+    bootstrap_servers: str | None = None
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    partitions: int = 6
+    replication_factor: int = 1
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client (producer, consumer, admin)."""
+        if not self.bootstrap_servers:
+            raise ConfigurationError(
+                "no Kafka broker: set KAFKA_BOOTSTRAP_SERVERS or start `casefeedback up` first"
+            )
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            import ssl
+
+            from aiokafka.helpers import create_ssl_context
+
+            ctx: ssl.SSLContext = create_ssl_context(
+                cafile=self.ssl_cafile, certfile=self.ssl_certfile, keyfile=self.ssl_keyfile
+            )
+            kwargs["ssl_context"] = ctx
+        if self.sasl_mechanism:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password
+        return kwargs
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a casefeedback process needs to know, from one read of the environment."""
+
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    database_url: str | None = field(default=None, repr=False)
+    home: Path = field(default_factory=lambda: Path.home() / ".casefeedback")
+    procedures_dir: Path | None = None
+    default_procedure: str = "spso-mchp"
+    max_record_bytes: int = 256 * 1024
+    out_of_order_grace_s: float = 30.0
+    service_areas: tuple[str, ...] = ()
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    batch_size: int = 2000
+    tick_interval_s: float = 0.25
+    log_level: str = "INFO"
+    parent_pid: int | None = None
+
+    def require_database(self) -> str:
+        """The database URL, or a clear error saying how to provide one."""
+        if not self.database_url:
+            raise ConfigurationError("no database: set DATABASE_URL or start `casefeedback up` first")
+        return self.database_url
+
+    @property
+    def run_file(self) -> Path:
+        """Where a running `casefeedback up` writes how to reach its broker and database."""
+        return self.home / "run.json"
+
+    def with_running_system(self) -> Settings:
+        """Fill missing broker/database from the run file of a running `casefeedback up`."""
+        if self.kafka.bootstrap_servers and self.database_url:
+            return self
+        try:
+            run = json.loads(self.run_file.read_text())
+        except (OSError, ValueError):
+            return self
+        kafka = self.kafka
+        if not kafka.bootstrap_servers:
+            kafka = replace(kafka, bootstrap_servers=run.get("kafka_bootstrap_servers"))
+        return replace(self, kafka=kafka, database_url=self.database_url or run.get("database_url"))
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from the environment (once, at an entry point)."""
+    env = os.environ if env is None else env
+    kafka = KafkaSettings(
+        bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+        sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
+        sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
+        sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
+        ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
+        ssl_certfile=env.get("KAFKA_SSL_CERTFILE") or None,
+        ssl_keyfile=env.get("KAFKA_SSL_KEYFILE") or None,
+        partitions=_int(env, "CASEFEEDBACK_PARTITIONS", 6),
+        replication_factor=_int(env, "CASEFEEDBACK_REPLICATION_FACTOR", 1),
+    )
+    home = env.get("CASEFEEDBACK_HOME")
+    procedures = env.get("CASEFEEDBACK_PROCEDURES_DIR")
+    areas = env.get("CASEFEEDBACK_SERVICE_AREAS", "")
+    return Settings(
+        kafka=kafka,
+        database_url=env.get("DATABASE_URL") or None,
+        home=Path(home) if home else Path.home() / ".casefeedback",
+        procedures_dir=Path(procedures) if procedures else None,
+        default_procedure=env.get("CASEFEEDBACK_DEFAULT_PROCEDURE", "spso-mchp"),
+        max_record_bytes=_int(env, "CASEFEEDBACK_MAX_RECORD_BYTES", 256 * 1024),
+        out_of_order_grace_s=_float(env, "CASEFEEDBACK_OUT_OF_ORDER_GRACE_S", 30.0),
+        service_areas=tuple(a.strip() for a in areas.split(",") if a.strip()),
+        http_host=env.get("CASEFEEDBACK_HTTP_HOST", "127.0.0.1"),
+        http_port=_int(env, "CASEFEEDBACK_HTTP_PORT", 0),
+        batch_size=_int(env, "CASEFEEDBACK_BATCH_SIZE", 2000),
+        tick_interval_s=_float(env, "CASEFEEDBACK_TICK_INTERVAL_S", 0.25),
+        log_level=env.get("CASEFEEDBACK_LOG_LEVEL", "INFO"),
+        parent_pid=_int(env, "CASEFEEDBACK_PARENT_PID", 0) or None,
+    )

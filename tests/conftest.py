@@ -1,0 +1,62 @@
+"""Shared fixtures: the broker and database start once per test session.
+
+On this machine the embedded Tansu broker and embedded PostgreSQL serve; `KAFKA_BOOTSTRAP_SERVERS`
+and `DATABASE_URL` point the tests at real servers instead, and where a Docker engine answers and
+`CASEFEEDBACK_TEST_DOCKER=1` is set, testcontainers starts Apache Kafka and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.common.infra import Infrastructure, start_infrastructure
+from services.common.settings import Settings, load_settings
+
+
+def _docker_settings(base: Settings, stack: list[object]) -> Settings:
+    from testcontainers.kafka import KafkaContainer  # type: ignore[import-untyped]
+    from testcontainers.postgres import PostgresContainer  # type: ignore[import-untyped]
+
+    kafka = KafkaContainer().with_kraft()
+    pg = PostgresContainer("postgres:16")
+    kafka.start()
+    pg.start()
+    stack.extend([kafka, pg])
+    url = pg.get_connection_url().replace("postgresql+psycopg2", "postgresql")
+    return replace(base, kafka=replace(base.kafka, bootstrap_servers=kafka.get_bootstrap_server()), database_url=url)
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
+    """The session's broker and database (embedded unless configured), with topics and migrations."""
+    home = tmp_path_factory.mktemp("casefeedback-home")
+    settings = replace(load_settings(), home=home, out_of_order_grace_s=2.0)
+    stack: list[object] = []
+    if os.environ.get("CASEFEEDBACK_TEST_DOCKER") == "1":
+        settings = _docker_settings(settings, stack)
+    infrastructure = start_infrastructure(settings, log_dir=Path(home))
+    yield infrastructure
+    infrastructure.stop()
+    for container in stack:
+        container.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def settings(infra: Infrastructure) -> Settings:
+    """Settings that reach the session's broker and database."""
+    return infra.settings
+
+
+@pytest.fixture(scope="session")
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A connection pool on the session's database."""
+    p = await asyncpg.create_pool(settings.require_database(), min_size=1, max_size=10)
+    assert p is not None
+    yield p
+    await p.close()
