@@ -59,10 +59,11 @@ class ConsumerLoop:
         self.consuming = False
         self.last_batch_monotonic: float | None = None
         self.records_seen = 0
+        # Subscribe before the consumer starts: subscribing after start would join the group twice.
+        self.consumer.subscribe(self.topics, listener=_Listener(self))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished and committed first."""
-        self.consumer.subscribe(self.topics, listener=_Listener(self))
         while not stop.is_set():
             batches = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
             self.consuming = True

@@ -61,8 +61,10 @@ def consumer(kafka: KafkaSettings, group: str, topics: Iterable[str], **override
         "auto_offset_reset": "earliest",
         "max_partition_fetch_bytes": 4 * 1024 * 1024,
         "fetch_max_wait_ms": 100,
-        "session_timeout_ms": 10000,
-        "heartbeat_interval_ms": 1000,
+        # A group join waits about half the session timeout on Tansu; 6 s keeps start-up short
+        # while tolerating a busy event loop. Production may raise it (KAFKA_SESSION_TIMEOUT_MS).
+        "session_timeout_ms": kafka.session_timeout_ms,
+        "heartbeat_interval_ms": max(300, kafka.session_timeout_ms // 6),
         "max_poll_interval_ms": 300000,
     }
     options.update(overrides)

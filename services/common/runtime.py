@@ -27,7 +27,7 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING if level.upper() != "TRACE" else logging.DEBUG)
 
 
 class Runtime:
@@ -63,12 +63,12 @@ class Runtime:
         http = HttpEndpoint(s.http_host, s.http_port, self.health)
         await http.start()
         worker = self.worker_cls(s, pool, producer)
-        consumer = kafka.consumer(s.kafka, worker.group, worker.topics)
+        consumer = kafka.consumer(s.kafka, worker.group, ())
         try:
             await worker.setup()
-            await consumer.start()
             self.loop = ConsumerLoop(worker.name, consumer, worker.topics, worker.handle, s.batch_size,
                                      worker.on_assigned, worker.on_revoked)
+            await consumer.start()
             print(f"{worker.name}: metrics {http.base_url}/metrics health {http.base_url}/health", flush=True)
             await self._run_tasks(worker, url, producer, stop)
         finally:

@@ -52,6 +52,7 @@ class KafkaSettings:
     ssl_keyfile: str | None = None
     partitions: int = 6
     replication_factor: int = 1
+    session_timeout_ms: int = 6000
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for any aiokafka client (producer, consumer, admin)."""
@@ -137,6 +138,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ssl_keyfile=env.get("KAFKA_SSL_KEYFILE") or None,
         partitions=_int(env, "CASEFEEDBACK_PARTITIONS", 6),
         replication_factor=_int(env, "CASEFEEDBACK_REPLICATION_FACTOR", 1),
+        session_timeout_ms=_int(env, "KAFKA_SESSION_TIMEOUT_MS", 6000),
     )
     home = env.get("CASEFEEDBACK_HOME")
     procedures = env.get("CASEFEEDBACK_PROCEDURES_DIR")
