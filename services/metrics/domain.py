@@ -1,0 +1,323 @@
+"""Rolling figures by event time: what each history event counts for, and window sums at a given `now`.
+
+Pure: standard library only; time comes in as an argument, never from the clock.
+
+Choices the contract leaves open (following the SPSO model CHP's reporting practice of counting
+by the date a thing happened):
+- A figure is counted on the UTC calendar day of the event's `time`. A window of N days at `now`
+  holds the N days ending with `now`'s day: days in (today - N, today]. Events dated after `now`'s
+  day are not yet in any window. Windows therefore slide at midnight UTC without new events.
+- Counters (compliments, outcomes, volumes) are totals over all days ever applied.
+- Satisfaction is stored as raw answer counts per (survey, question, respondent type, answer, day);
+  which answers are positive comes from the survey's definition at the time figures are read, so a
+  definition arriving after its responses (on another partition) still classifies them.
+- Label values come only from bounded sets; anything else is folded into `other` and counted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+WINDOWS: dict[str, int] = {"30d": 30, "90d": 90, "365d": 365}
+OTHER = "other"
+DEFAULT_SERVICE_AREAS = ("adult_social_care", "childrens_services", "community_care", "criminal_justice",
+                         "general", "housing")
+DEFAULT_RESPONDENT_TYPES = ("carer", "family", "professional", "public", "service_user", "staff")
+# Stage ids of the built-in procedures (contract section 6).
+DEFAULT_STAGES = ("stage1", "stage2", "level1", "level2", "director", "committee")
+OUTCOMES = ("upheld", "partially_upheld", "not_upheld", "resolved")
+# Every answer any scale allows (likert5, yes_no, score10); anything else is stored as `other`.
+ANSWERS = frozenset({"yes", "no", *(str(n) for n in range(0, 11))})
+MAX_SURVEYS = 50
+MAX_QUESTIONS = 50
+
+# Bucket kinds (the `metric` column) and what their label tuples hold.
+COMPLIMENT = "compliment"  # (service_area,)
+RECEIVED = "complaint_received"  # (stage, service_area)
+OUTCOME = "complaint_outcome"  # (stage, outcome)
+RESPONSE = "survey_response"  # (respondent_type,)
+ANSWER = "answer"  # (survey_id, question_id, respondent_type, answer)
+FOLDED = "label_folded"  # (label,)
+
+Key = tuple[str, tuple[str, ...]]  # (kind, labels)
+Buckets = dict[Key, dict[int, int]]  # key -> day ordinal -> count
+
+
+class BadEvent(ValueError):
+    """A history event that cannot be counted; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class LabelSets:
+    """The bounded sets label values are taken from."""
+
+    service_areas: frozenset[str] = frozenset(DEFAULT_SERVICE_AREAS)
+    respondent_types: frozenset[str] = frozenset(DEFAULT_RESPONDENT_TYPES)
+    stages: frozenset[str] = frozenset(DEFAULT_STAGES)
+
+    @classmethod
+    def with_areas(cls, areas: Iterable[str]) -> LabelSets:
+        """The default sets, with configured service areas where any are given."""
+        chosen = frozenset(areas)
+        return cls(service_areas=chosen) if chosen else cls()
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One count an event contributes: bucket kind, label values and the day it falls on."""
+
+    kind: str
+    labels: tuple[str, ...]
+    day: int
+
+
+@dataclass(frozen=True)
+class Question:
+    """A survey question as far as figures need it."""
+
+    positive: frozenset[str]
+    target: float | None = None
+    benchmark: tuple[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class Survey:
+    """A survey definition: the partition it was defined on, its history seq and its questions."""
+
+    survey_id: str
+    partition: int
+    seq: int
+    questions: dict[str, Question] = field(default_factory=dict)
+
+
+def day_of(time: str) -> int:
+    """The UTC day ordinal of an RFC 3339 event time."""
+    try:
+        moment = datetime.fromisoformat(time.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        raise BadEvent(f"time must be RFC 3339, got {time!r}") from None
+    if moment.tzinfo is None:
+        raise BadEvent(f"time must carry an offset, got {time!r}")
+    return (moment - moment.utcoffset()).date().toordinal()  # type: ignore[operator]
+
+
+def today_of(now: datetime) -> int:
+    """The UTC day ordinal of `now`."""
+    return day_of(now.isoformat())
+
+
+def normalise_answer(answer: Any) -> str:
+    """An answer as a scale value (`yes`, `no`, `0`..`10`), or `other`."""
+    if isinstance(answer, bool):
+        text = "yes" if answer else "no"
+    else:
+        text = str(answer).strip().lower()
+    return text if text in ANSWERS else OTHER
+
+
+def _fold(value: Any, allowed: frozenset[str], label: str, day: int, folded: list[Fact]) -> str:
+    if isinstance(value, str) and value in allowed:
+        return value
+    folded.append(Fact(FOLDED, (label,), day))
+    return OTHER
+
+
+def _data(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    data = event.get("data")
+    if not isinstance(data, Mapping):
+        raise BadEvent(f"{event.get('type')}: data must be an object")
+    return data
+
+
+def _compliment(event: Mapping[str, Any], day: int, sets: LabelSets) -> list[Fact]:
+    folded: list[Fact] = []
+    area = _fold(_data(event).get("service_area"), sets.service_areas, "service_area", day, folded)
+    return [Fact(COMPLIMENT, (area,), day), *folded]
+
+
+def _received(event: Mapping[str, Any], day: int, sets: LabelSets) -> list[Fact]:
+    data, folded = _data(event), []
+    stage = _fold(data.get("stage"), sets.stages, "stage", day, folded)
+    area = _fold(data.get("service_area"), sets.service_areas, "service_area", day, folded)
+    return [Fact(RECEIVED, (stage, area), day), *folded]
+
+
+def _responded(event: Mapping[str, Any], day: int, sets: LabelSets) -> list[Fact]:
+    data, folded = _data(event), []
+    stage = _fold(data.get("stage"), sets.stages, "stage", day, folded)
+    outcome = _fold(data.get("outcome"), frozenset(OUTCOMES), "outcome", day, folded)
+    return [Fact(OUTCOME, (stage, outcome), day), *folded]
+
+
+def _response(event: Mapping[str, Any], day: int, sets: LabelSets) -> list[Fact]:
+    data, folded = _data(event), []
+    survey, answers = data.get("survey_id"), data.get("answers")
+    if not isinstance(survey, str) or not isinstance(answers, Mapping):
+        raise BadEvent("survey.response.submitted: survey_id (string) and answers (object) are required")
+    rtype = _fold(data.get("respondent_type"), sets.respondent_types, "respondent_type", day, folded)
+    facts = [Fact(ANSWER, (survey, str(q), rtype, normalise_answer(a)), day) for q, a in answers.items()]
+    return [Fact(RESPONSE, (rtype,), day), *facts, *folded]
+
+
+# Event type -> what it counts for; the table of contents of this service.
+COUNTERS = {
+    "compliment.received": _compliment,
+    "complaint.received": _received,
+    "complaint.responded": _responded,
+    "survey.response.submitted": _response,
+}
+
+
+def facts_of(event: Mapping[str, Any], sets: LabelSets) -> list[Fact]:
+    """The counts one history event contributes (none for types this service does not count)."""
+    count = COUNTERS.get(str(event.get("type")))
+    if count is None:
+        return []
+    return count(event, day_of(str(event.get("time"))), sets)
+
+
+def survey_of(event: Mapping[str, Any], partition: int, seq: int) -> Survey:
+    """The definition a `survey.defined` event carries."""
+    questions = _data(event).get("questions")
+    if not isinstance(questions, list):
+        raise BadEvent("survey.defined: questions must be a list")
+    return Survey(str(event.get("subject")), partition, seq, dict(_question(q) for q in questions))
+
+
+def _question(raw: Any) -> tuple[str, Question]:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("question_id"), str):
+        raise BadEvent("survey.defined: every question needs a question_id")
+    bench = raw.get("benchmark")
+    benchmark = (str(bench["label"]), float(bench["value"])) if isinstance(bench, Mapping) else None
+    target = raw.get("target")
+    positive = frozenset(normalise_answer(a) for a in raw.get("positive") or ())
+    return raw["question_id"], Question(positive, float(target) if target is not None else None, benchmark)
+
+
+def add_facts(buckets: Buckets, facts: Iterable[Fact]) -> None:
+    """Add one to each fact's bucket."""
+    for fact in facts:
+        days = buckets.setdefault((fact.kind, fact.labels), {})
+        days[fact.day] = days.get(fact.day, 0) + 1
+
+
+def window_sum(days: Mapping[int, int], today: int, length: int) -> int:
+    """Count of the days in (today - length, today]."""
+    return sum(n for day, n in days.items() if today - length < day <= today)
+
+
+def totals(buckets: Buckets, kind: str) -> dict[tuple[str, ...], int]:
+    """All-time total of each label tuple of one bucket kind."""
+    return {labels: sum(days.values()) for (k, labels), days in buckets.items() if k == kind}
+
+
+def windowed(buckets: Buckets, kind: str, today: int) -> dict[tuple[str, ...], dict[str, int]]:
+    """Per label tuple of one kind, its count in each window."""
+    return {labels: {w: window_sum(days, today, n) for w, n in WINDOWS.items()}
+            for (k, labels), days in buckets.items() if k == kind}
+
+
+def merge(parts: Iterable[Buckets]) -> Buckets:
+    """One set of buckets holding the sum of several (e.g. several partitions)."""
+    out: Buckets = {}
+    for part in parts:
+        for key, days in part.items():
+            into = out.setdefault(key, {})
+            for day, n in days.items():
+                into[day] = into.get(day, 0) + n
+    return out
+
+
+def exported_surveys(surveys: Mapping[str, Survey]) -> dict[str, str]:
+    """Survey id -> its label value: the first MAX_SURVEYS defined keep their id, later ones fold to `other`."""
+    ordered = sorted(surveys.values(), key=lambda s: s.seq)
+    return {s.survey_id: (s.survey_id if i < MAX_SURVEYS else OTHER) for i, s in enumerate(ordered)}
+
+
+def question_label(survey: Survey, question_id: str) -> str:
+    """A question's label value: its id for the first MAX_QUESTIONS questions, else `other`."""
+    ids = list(survey.questions)
+    return question_id if question_id in ids[:MAX_QUESTIONS] else OTHER
+
+
+SatKey = tuple[str, str, str, str]  # survey, question, respondent_type, window
+
+
+@dataclass
+class Satisfaction:
+    """Answers and positive answers per (survey, question, respondent type, window), and unmatched answers."""
+
+    responses: dict[SatKey, int] = field(default_factory=lambda: defaultdict(int))
+    positive: dict[SatKey, int] = field(default_factory=lambda: defaultdict(int))
+    unmatched: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def satisfaction(buckets: Buckets, surveys: Mapping[str, Survey], today: int) -> Satisfaction:
+    """Satisfaction counts at `today`; answers to undefined surveys or questions count as unmatched."""
+    out, labels = Satisfaction(), exported_surveys(surveys)
+    for (kind, (survey_id, qid, rtype, answer)), days in ((k, d) for k, d in buckets.items() if k[0] == ANSWER):
+        survey = surveys.get(survey_id)
+        question = survey.questions.get(qid) if survey else None
+        for window, length in WINDOWS.items():
+            n = window_sum(days, today, length)
+            if not n:
+                continue
+            if survey is None or question is None:
+                out.unmatched[window] += n
+                continue
+            key = (labels[survey_id], question_label(survey, qid), rtype, window)
+            out.responses[key] += n
+            out.positive[key] += n if answer in question.positive else 0
+    return out
+
+
+def ratio(positive: int, responses: int) -> float | None:
+    """Share of positive answers, or None where there are none to stand on."""
+    return positive / responses if responses else None
+
+
+def date_of(day: int) -> date:
+    """The date of a day ordinal."""
+    return date.fromordinal(day)
+
+
+@dataclass
+class Snapshot:
+    """Figures as a set of partitions' buckets and the survey definitions (what the collector reads)."""
+
+    buckets: dict[int, Buckets] = field(default_factory=dict)
+    surveys: dict[str, Survey] = field(default_factory=dict)
+    sets: LabelSets = field(default_factory=LabelSets)
+
+    def owned_buckets(self) -> Buckets:
+        """All partitions' buckets summed."""
+        return merge(self.buckets.values())
+
+    def owned_partitions(self) -> set[int]:
+        """The partitions these figures cover."""
+        return set(self.buckets)
+
+
+def keep_survey(surveys: dict[str, Survey], survey: Survey) -> None:
+    """Store a definition unless a later one of the same survey is there."""
+    held = surveys.get(survey.survey_id)
+    if held is None or held.seq < survey.seq:
+        surveys[survey.survey_id] = survey
+
+
+def replay(history: Iterable[tuple[int, int, Mapping[str, Any]]], sets: LabelSets) -> Snapshot:
+    """Recompute every figure from (partition, seq, body) of the history; bad events are skipped."""
+    snap = Snapshot(sets=sets)
+    for partition, seq, body in history:
+        try:
+            if body.get("type") == "survey.defined":
+                keep_survey(snap.surveys, survey_of(body, partition, seq))
+            else:
+                add_facts(snap.buckets.setdefault(partition, {}), facts_of(body, sets))
+        except (BadEvent, KeyError, TypeError, ValueError):
+            continue
+    return snap

@@ -1,0 +1,56 @@
+"""The metrics service's tables: per-day buckets per partition and the shared survey definitions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import asyncpg
+
+from services.metrics.domain import Buckets, Survey, survey_of
+
+
+async def add(conn: asyncpg.Connection, partition_deltas: Mapping[int, Buckets]) -> None:
+    """Add the deltas to the stored buckets (inside the caller's transaction)."""
+    rows = [(p, kind, list(labels), day, n)
+            for p, buckets in partition_deltas.items()
+            for (kind, labels), days in buckets.items()
+            for day, n in days.items()]
+    if not rows:
+        return
+    await conn.executemany(
+        "INSERT INTO metrics_buckets(partition, kind, labels, day, n) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (partition, kind, labels, day) DO UPDATE SET n = metrics_buckets.n + EXCLUDED.n",
+        rows,
+    )
+
+
+async def load(conn: asyncpg.Connection, partitions: Iterable[int]) -> dict[int, Buckets]:
+    """The stored buckets of each of `partitions` (empty where none)."""
+    parts = list(partitions)
+    out: dict[int, Buckets] = {p: {} for p in parts}
+    rows = await conn.fetch(
+        "SELECT partition, kind, labels, day, n FROM metrics_buckets WHERE partition = any($1::int[])", parts
+    )
+    for r in rows:
+        out[r["partition"]].setdefault((r["kind"], tuple(r["labels"])), {})[r["day"]] = int(r["n"])
+    return out
+
+
+async def save_survey(conn: asyncpg.Connection, survey_id: str, partition: int, seq: int,
+                      data: Mapping[str, Any]) -> None:
+    """Store a definition unless a later one (higher seq) is stored already."""
+    await conn.execute(
+        "INSERT INTO metrics_surveys(survey_id, partition, seq, definition) VALUES ($1, $2, $3, $4::jsonb) "
+        "ON CONFLICT (survey_id) DO UPDATE SET partition = EXCLUDED.partition, seq = EXCLUDED.seq, "
+        "definition = EXCLUDED.definition WHERE metrics_surveys.seq < EXCLUDED.seq",
+        survey_id, partition, seq, json.dumps(data),
+    )
+
+
+async def surveys(conn: asyncpg.Connection) -> dict[str, Survey]:
+    """Every stored survey definition."""
+    rows = await conn.fetch("SELECT survey_id, partition, seq, definition FROM metrics_surveys")
+    return {r["survey_id"]: survey_of({"subject": r["survey_id"], "data": json.loads(r["definition"])},
+                                      r["partition"], int(r["seq"])) for r in rows}
