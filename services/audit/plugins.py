@@ -1,0 +1,124 @@
+"""Adapters that plug each service's pure domain into replay (see `projections.py`).
+
+Every service that derives events exposes `decide(state, body, ...) -> Decision(state, derived)` per
+subject in seq order (issue 4/5 contract, `services/escalation/domain.py`). `DerivingProjection`
+runs it over the history and checks, event by event, that every derived event the service recorded
+(its `source`) is one the domain derives again with the same id and the same body, and, at the end,
+that every event the domain derives was recorded. A plugin whose module is not installed yet is
+simply not in the run (its factory returns None).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from services.audit.projections import Difference, Factory, Projection
+from services.common.eventstore import StoredEvent, canonical
+from services.common.settings import Settings
+
+Decide = Callable[[Any, dict[str, Any]], Any]
+LiveLoader = Callable[[asyncpg.Connection], Any]
+
+
+@dataclass
+class DerivingProjection:
+    """Rebuilds one service's per-subject state and re-derives the events that service recorded."""
+
+    name: str
+    source: str
+    decide: Decide
+    live_loader: LiveLoader | None = None
+    preparer: LiveLoader | None = None
+    states: dict[str, Any] = field(default_factory=dict)
+    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def prepare(self, conn: asyncpg.Connection) -> None:
+        """Load what the domain needs from the database before the first event (e.g. stored procedures)."""
+        if self.preparer is not None:
+            await self.preparer(conn)
+
+    def apply(self, event: StoredEvent) -> list[Difference]:
+        """Decide the event for its subject, then match it if this service recorded it."""
+        decision = self.decide(self.states.get(event.subject), event.body)
+        if decision.state is not None:
+            self.states[event.subject] = decision.state
+        for derived in decision.derived:
+            self.pending.setdefault(str(derived["id"]), derived)
+        if event.body.get("source") != self.source:
+            return []
+        return self._match(event)
+
+    def _match(self, event: StoredEvent) -> list[Difference]:
+        expected = self.pending.pop(event.id, None)
+        if expected is None:
+            return [Difference(self.name, event.subject, f"recorded {event.type} {event.id} (seq {event.seq}) "
+                                                         "is not derived again from the history before it")]
+        if canonical(expected) != canonical(event.body):
+            return [Difference(self.name, event.subject, f"recorded {event.type} {event.id} (seq {event.seq}) "
+                                                         f"differs from the re-derived one: {_diff(expected, event.body)}")]
+        return []
+
+    def finish(self) -> list[Difference]:
+        """Every derived event the domain expects but the history does not hold."""
+        return [Difference(self.name, str(e["subject"]), f"{e['type']} {e['id']} (due to the domain) was never "
+                                                         "recorded") for e in self.pending.values()]
+
+    def state(self) -> Mapping[str, Any]:
+        """The rebuilt per-subject state."""
+        return self.states
+
+    async def live_state(self, conn: asyncpg.Connection) -> Mapping[str, Any] | None:
+        """The service's own tables, through its `load_live_state` adapter, when it has one."""
+        if self.live_loader is None:
+            return None
+        live: Mapping[str, Any] = await self.live_loader(conn)
+        return live
+
+
+def _diff(expected: dict[str, Any], recorded: dict[str, Any]) -> str:
+    keys = sorted(set(expected) | set(recorded))
+    parts = [f"{k}: expected {expected.get(k)!r}, recorded {recorded.get(k)!r}"
+             for k in keys if expected.get(k) != recorded.get(k)]
+    return "; ".join(parts)[:500]
+
+
+def _optional(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def _escalation(settings: Settings) -> Projection | None:
+    domain = _optional("services.escalation.domain")
+    if domain is None or not hasattr(domain, "decide"):
+        return None
+    from services.deadlines.procedures import load_book
+
+    book = load_book(settings.procedures_dir, settings.default_procedure)
+    adapters = _optional("services.escalation.adapters")
+    loader = getattr(adapters, "load_live_state", None)
+    return DerivingProjection("escalation", domain.SOURCE, lambda s, b: domain.decide(s, b, book), loader,
+                              _procedure_loader(book))
+
+
+def _procedure_loader(book: Any) -> LiveLoader | None:
+    """Every procedure version the services stored (cases keep the version they were received under)."""
+    store = _optional("services.deadlines.store")
+    load = getattr(store, "load_procedures", None)
+    if load is None:
+        return None
+
+    async def prepare(conn: asyncpg.Connection) -> None:
+        if await conn.fetchval("SELECT to_regclass('procedure_documents') IS NOT NULL"):
+            await load(conn, book)
+    return prepare
+
+
+# The plugins, in the order replay runs them; each returns None until its service's code exists.
+FACTORIES: list[Factory] = [_escalation]

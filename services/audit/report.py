@@ -1,0 +1,290 @@
+"""The period report (contract section 9): a pure fold over the history's events.
+
+Choices where the contract leaves a rule open (following the SPSO model complaints handling procedure):
+- The period runs from `from` 00:00 UTC to the end of `to` (23:59:59.999999 UTC). Only events whose
+  event `time` falls at or before the period's end are read, so later events never change a closed
+  period's report (the report is about the world as it stood, not about when events were recorded).
+- A complaint's stage starts at its `stage`, or at the procedure's serious stage when `serious`; each
+  `complaint.escalated` moves it on; `by_stage` counts the highest stage reached (procedure order).
+- A complaint's outcome is that of its latest response; an escalation after a response reopens the
+  complaint (SPSO: the complaint is not concluded until the last stage asked for responds), so it is
+  ongoing again until the next stage responds. A withdrawn complaint with no outcome is ongoing
+  (the contract's "no outcome by then").
+- Timeliness counts each deadline (case, stage, kind) of a complaint received in the period once:
+  met when a `deadline.met` with `late: false` is recorded by the period's end (escalation judges
+  against the agreed date where an extension was agreed), missed when it was met late, breached, or
+  fell due by the period's end without being met. Deadlines still running at the end are not counted.
+- Learning counts `learning.stage.*` events whose time falls in the period; compliments likewise.
+- Satisfaction counts answers of responses submitted in the period against each question of the
+  survey's latest definition; booleans read as yes/no, numbers as their decimal text.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from services.audit.procedures import stage_order
+
+OUTCOMES = ("upheld", "partially_upheld", "not_upheld", "resolved")
+
+
+@dataclass(frozen=True)
+class Period:
+    """A closed reporting period of whole days (UTC)."""
+
+    start: date
+    end: date
+
+    @property
+    def first_instant(self) -> datetime:
+        return datetime.combine(self.start, time.min, timezone.utc)
+
+    @property
+    def last_instant(self) -> datetime:
+        return datetime.combine(self.end + timedelta(days=1), time.min, timezone.utc) - timedelta(microseconds=1)
+
+    def contains(self, moment: datetime) -> bool:
+        """Whether `moment` falls inside the period."""
+        return self.first_instant <= moment <= self.last_instant
+
+
+def parse_time(value: str) -> datetime:
+    """An RFC 3339 timestamp as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@dataclass
+class Complaint:
+    """What the report needs of one complaint."""
+
+    service_area: str
+    procedure: str
+    stage: str
+    themes: list[str]
+    outcome: str | None = None
+
+
+@dataclass
+class Deadline:
+    """One deadline of one complaint: when it falls due and whether it was met on time."""
+
+    due: datetime | None = None
+    met_on_time: bool | None = None
+    breached: bool = False
+
+
+def _answer_text(answer: Any) -> str:
+    if isinstance(answer, bool):
+        return "yes" if answer else "no"
+    return str(answer)
+
+
+@dataclass
+class ReportBuilder:
+    """Folds history events (bodies, in history order) into the period report."""
+
+    period: Period
+    default_procedure: str = "spso-mchp"
+    complaints: dict[str, Complaint] = field(default_factory=dict)
+    deadlines: dict[tuple[str, str, str], Deadline] = field(default_factory=dict)
+    compliments: Counter[str] = field(default_factory=Counter)
+    learning: Counter[str] = field(default_factory=Counter)
+    surveys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    answers: dict[tuple[str, str, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+
+    def add(self, body: dict[str, Any]) -> None:
+        """Take one event into account (events after the period's end are ignored)."""
+        moment = parse_time(str(body["time"]))
+        if moment > self.period.last_instant:
+            return
+        handler = HANDLERS.get(str(body["type"]))
+        if handler is not None:
+            handler(self, body, moment)
+
+    def add_all(self, bodies: Iterable[dict[str, Any]]) -> ReportBuilder:
+        """Take every event into account; returns self for chaining."""
+        for body in bodies:
+            self.add(body)
+        return self
+
+    def result(self) -> dict[str, Any]:
+        """The report as contract section 9's JSON, plus satisfaction and themes."""
+        return {
+            "period": {"from": self.period.start.isoformat(), "to": self.period.end.isoformat()},
+            "complaints": self._complaints(),
+            "compliments": {"total": sum(self.compliments.values()), "by_service_area": _sorted(self.compliments)},
+            "learning": self._learning(),
+            "satisfaction": self._satisfaction(),
+            "themes": self._themes(),
+        }
+
+    def _complaints(self) -> dict[str, Any]:
+        cases = self.complaints.values()
+        outcomes = Counter(c.outcome or "ongoing" for c in cases)
+        decided = sum(outcomes[o] for o in OUTCOMES)
+        return {
+            "total": len(self.complaints),
+            "by_stage": _sorted(Counter(c.stage for c in cases)),
+            "by_service_area": _sorted(Counter(c.service_area for c in cases)),
+            "outcomes": {o: outcomes[o] for o in (*OUTCOMES, "ongoing")},
+            "upheld_rate": rate(outcomes["upheld"], decided),
+            "acknowledged_within_target_rate": self._timeliness("acknowledge"),
+            "responded_within_target_rate": self._timeliness("respond"),
+        }
+
+    def _timeliness(self, kind: str) -> float | None:
+        counted = met = 0
+        for (subject, _, k), d in self.deadlines.items():
+            if k != kind or subject not in self.complaints:
+                continue
+            fell_due = d.due is not None and d.due <= self.period.last_instant
+            if d.met_on_time is None and not fell_due and not d.breached:
+                continue
+            counted += 1
+            met += d.met_on_time is True
+        return rate(met, counted)
+
+    def _learning(self) -> dict[str, Any]:
+        done = self.learning["completed"]
+        return {"opened": self.learning["opened"], "completed": done,
+                "completed_on_time_rate": rate(self.learning["on_time"], done)}
+
+    def _satisfaction(self) -> list[dict[str, Any]]:
+        rows = []
+        for survey_id, questions in sorted(self.surveys.items()):
+            for q in questions:
+                rows.append(self._question_row(survey_id, q))
+        return rows
+
+    def _question_row(self, survey_id: str, q: dict[str, Any]) -> dict[str, Any]:
+        qid = str(q["question_id"])
+        groups = {rt: {"responses": n, "positive": pos, "ratio": rate(pos, n)}
+                  for (s, qq, rt), (n, pos) in sorted(self.answers.items()) if s == survey_id and qq == qid}
+        n = sum(g["responses"] for g in groups.values())
+        pos = sum(g["positive"] for g in groups.values())
+        return {"survey": survey_id, "question": qid, "text": q.get("text", ""), "responses": n, "positive": pos,
+                "ratio": rate(pos, n), "target": q.get("target"), "benchmark": q.get("benchmark"),
+                "by_respondent_type": groups}
+
+    def _themes(self) -> dict[str, dict[str, int]]:
+        themes: dict[str, Counter[str]] = defaultdict(Counter)
+        for c in self.complaints.values():
+            themes[c.service_area].update(c.themes)
+        return {area: _sorted(counts) for area, counts in sorted(themes.items()) if counts}
+
+
+def rate(numerator: int, denominator: int) -> float | None:
+    """A ratio rounded to three places, or None when nothing was counted."""
+    return round(numerator / denominator, 3) if denominator else None
+
+
+def _sorted(counts: Counter[str]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _received(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
+    if not b.period.contains(moment) or body["subject"] in b.complaints:
+        return
+    data = body["data"]
+    procedure = str(data.get("procedure") or b.default_procedure)
+    order = stage_order(procedure)
+    stage = order.serious_stage if data.get("serious") and order.serious_stage else str(data["stage"])
+    b.complaints[str(body["subject"])] = Complaint(str(data["service_area"]), procedure, stage,
+                                                  [str(t) for t in data.get("themes") or []])
+
+
+def _escalated(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
+    case = b.complaints.get(str(body["subject"]))
+    if case is None:
+        return
+    to_stage = str(body["data"]["to_stage"])
+    order = stage_order(case.procedure)
+    if order.rank(to_stage) >= order.rank(case.stage) or not order.stages:
+        case.stage = to_stage
+    case.outcome = None
+
+
+def _responded(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
+    case = b.complaints.get(str(body["subject"]))
+    if case is not None:
+        case.outcome = str(body["data"]["outcome"])
+
+
+def _deadline(b: ReportBuilder, body: dict[str, Any]) -> Deadline:
+    data = body["data"]
+    key = (str(body["subject"]), str(data["stage"]), str(data["kind"]))
+    d = b.deadlines.setdefault(key, Deadline())
+    d.due = parse_time(str(data["due"]))
+    return d
+
+
+def _scheduled(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
+    _deadline(b, body)
+
+
+def _met(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
+    _deadline(b, body).met_on_time = not bool(body["data"]["late"])
+
+
+def _breached(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
+    _deadline(b, body).breached = True
+
+
+def _compliment(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
+    if b.period.contains(moment):
+        b.compliments[str(body["data"]["service_area"])] += 1
+
+
+def _learning(kind: str) -> Any:
+    def handle(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
+        if not b.period.contains(moment):
+            return
+        b.learning[kind] += 1
+        if kind == "completed" and not body["data"].get("late"):
+            b.learning["on_time"] += 1
+    return handle
+
+
+def _survey_defined(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
+    b.surveys[str(body["subject"])] = list(body["data"]["questions"])
+
+
+def _survey_response(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
+    if not b.period.contains(moment):
+        return
+    data = body["data"]
+    survey = b.surveys.get(str(data["survey_id"]))
+    if survey is None:
+        return
+    for q in survey:
+        answer = data["answers"].get(q["question_id"])
+        if answer is None:
+            continue
+        counts = b.answers[(str(data["survey_id"]), str(q["question_id"]), str(data["respondent_type"]))]
+        counts[0] += 1
+        counts[1] += _answer_text(answer) in {str(p) for p in q["positive"]}
+
+
+# Event type -> what it changes in the report; every other type leaves the report as it is.
+HANDLERS = {
+    "complaint.received": _received,
+    "complaint.escalated": _escalated,
+    "complaint.responded": _responded,
+    "deadline.scheduled": _scheduled,
+    "deadline.met": _met,
+    "deadline.breached": _breached,
+    "compliment.received": _compliment,
+    "learning.stage.opened": _learning("opened"),
+    "learning.stage.completed": _learning("completed"),
+    "survey.defined": _survey_defined,
+    "survey.response.submitted": _survey_response,
+}
+
+
+def build_report(bodies: Iterable[dict[str, Any]], period: Period, default_procedure: str = "spso-mchp") -> dict[str, Any]:
+    """The period report from history events in history order."""
+    return ReportBuilder(period, default_procedure).add_all(bodies).result()

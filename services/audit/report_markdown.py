@@ -1,0 +1,89 @@
+"""The period report as Markdown, written like seed 001's annual report (§4.10-4.11)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def percent(value: float | None) -> str:
+    """A ratio as a percentage to one place (97.5%, 90%), or 'n/a' when nothing was counted."""
+    if value is None:
+        return "n/a"
+    return f"{value * 100:.1f}".removesuffix(".0") + "%"
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ").capitalize()
+
+
+def _table(title: str, counts: dict[str, int]) -> list[str]:
+    if not counts:
+        return []
+    lines = [f"| {title} | number |", "| --- | ---: |"]
+    lines += [f"| {_label(k)} | {v} |" for k, v in counts.items()]
+    return lines + [""]
+
+
+def _complaints(c: dict[str, Any]) -> list[str]:
+    stages = ", ".join(f"{n} {_label(s)}" for s, n in c["by_stage"].items())
+    areas = ", ".join(f"{n} {_label(a)}" for a, n in c["by_service_area"].items())
+    o = c["outcomes"]
+    decided = o["upheld"] + o["partially_upheld"] + o["not_upheld"] + o["resolved"]
+    lines = ["## Complaints", "",
+             f"A total of {c['total']} complaints{', ' + stages if stages else ''}, were recorded in the period."
+             + (f" These include {areas} complaints." if areas else ""), ""]
+    lines.append(f"Of the {decided} decided, {o['upheld']} ({percent(c['upheld_rate'])}) were upheld, "
+                 f"{o['partially_upheld']} partially upheld, {o['not_upheld']} not upheld and {o['resolved']} "
+                 f"resolved. Investigations on {o['ongoing']} complaints are still ongoing.")
+    lines += ["", f"Acknowledgement targets were achieved in {percent(c['acknowledged_within_target_rate'])} of "
+              f"cases and response targets (set by the procedure or agreed with the complainant) in "
+              f"{percent(c['responded_within_target_rate'])}.", ""]
+    return lines + _table("stage reached", c["by_stage"]) + _table("service area", c["by_service_area"]) \
+        + _table("outcome", o)
+
+
+def _themes(themes: dict[str, dict[str, int]]) -> list[str]:
+    if not themes:
+        return []
+    lines = ["### Themes by service area", ""]
+    for area, counts in themes.items():
+        lines.append(f"- {_label(area)}: " + ", ".join(f"{_label(t).lower()} ({n})" for t, n in counts.items()))
+    return lines + [""]
+
+
+def _compliments(c: dict[str, Any]) -> list[str]:
+    return ["## Compliments", "", f"The department recorded {c['total']} compliments about its services.", ""] \
+        + _table("service area", c["by_service_area"])
+
+
+def _learning(learning: dict[str, Any]) -> list[str]:
+    return ["## Learning from complaints", "",
+            f"{learning['opened']} learning stages were opened and {learning['completed']} completed, "
+            f"{percent(learning['completed_on_time_rate'])} of them within the time allowed.", ""]
+
+
+def _satisfaction_line(row: dict[str, Any]) -> str:
+    line = f"| {row['survey']} | {row['question']} | {row['responses']} | {percent(row['ratio'])} |"
+    target = row.get("target")
+    gap = "" if target is None or row["ratio"] is None else f" ({'+' if row['ratio'] >= target else '-'}{percent(abs(row['ratio'] - target))})"
+    line += f" {percent(target) + gap if target is not None else '-'} |"
+    bench = row.get("benchmark")
+    return line + (f" {percent(bench['value'])} ({bench['label']}) |" if bench else " - |")
+
+
+def _satisfaction(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["## Customer satisfaction", "", "| survey | question | answers | satisfied | target | benchmark |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    return lines + [_satisfaction_line(r) for r in rows] + [""]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report for people: complaints, themes, compliments, learning and satisfaction."""
+    p = report["period"]
+    lines = [f"# Complaints and compliments report, {p['from']} to {p['to']}", ""]
+    lines += _complaints(report["complaints"]) + _themes(report.get("themes", {}))
+    lines += _compliments(report["compliments"]) + _learning(report["learning"])
+    lines += _satisfaction(report.get("satisfaction", []))
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,62 @@
+"""`casefeedback replay [--until TIME]`: rebuild every projection from the history and check it against live."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import datetime
+from typing import TextIO
+
+from services.audit import store
+from services.audit.projections import build_projections
+from services.audit.replay import Progress, ReplaySummary, render_summary, replay
+from services.common.settings import Settings
+
+HELP = ("rebuild every projection from the recorded history, verify its hash chain and every derived event, "
+        "and compare with the live state; exits 1 on any difference")
+
+
+def _instant(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a time like 2026-03-02T09:00:00+00:00, got {value!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no UTC offset; add one, e.g. +00:00")
+    return moment
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--until", type=_instant, default=None,
+                        help="replay only the history recorded up to this time (RFC 3339); live state is not compared")
+    parser.add_argument("--batch", type=int, default=5000, help="events read per query")
+
+
+def progress_bar(out: TextIO) -> Progress:
+    """A progress callback drawing one updating line on a terminal."""
+    def draw(done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        filled = int(share * 30)
+        out.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,} events")
+        out.flush()
+    return draw
+
+
+async def run_replay(settings: Settings, until: datetime | None, batch: int, show_progress: bool) -> ReplaySummary:
+    """Replay the history of the configured database through every available projection."""
+    conn = await store.connect(settings.require_database())
+    try:
+        progress = progress_bar(sys.stdout) if show_progress else None
+        summary = await replay(conn, build_projections(settings), until, batch, progress)
+        if show_progress:
+            sys.stdout.write("\n")
+        return summary
+    finally:
+        await conn.close()
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    summary = asyncio.run(run_replay(settings.with_running_system(), args.until, args.batch, sys.stdout.isatty()))
+    sys.stdout.write(render_summary(summary))
+    return 0 if summary.ok else 1

@@ -1,0 +1,254 @@
+"""Report, history and replay on the real embedded PostgreSQL.
+
+The report and history tests use the session's shared database (unique subjects, deltas). Replay
+reads the whole history, which other tests fill with events of their own, and its tamper tests edit
+stored rows: they run on a separate embedded PostgreSQL of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.cli import history as history_cli
+from services.cli import replay as replay_cli
+from services.cli import report as report_cli
+from services.common import db, eventstore
+from services.common.embedded import EmbeddedPostgres
+from services.common.eventstore import NewEvent, canonical, chain_hash, digest
+from services.common.settings import Settings
+from services.escalation import domain as escalation
+from services.deadlines.procedures import load_book
+from tests.helpers import cloudevent, unique
+
+FAR_FUTURE = datetime(2999, 1, 1, tzinfo=timezone.utc)
+
+
+def complaint_story(case: str, start: datetime, ack_days: int, reply_days: int) -> list[dict[str, Any]]:
+    """A dundee-2011 complaint: received, acknowledged, responded (upheld)."""
+    def at(days: int) -> str:
+        return (start + timedelta(days=days)).isoformat()
+    return [cloudevent("complaint.received", case, at(0), {"service_area": "community_care", "channel": "phone",
+                                                            "stage": "level1", "serious": False,
+                                                            "procedure": "dundee-2011", "themes": ["delay"]}),
+            cloudevent("complaint.acknowledged", case, at(ack_days), {"stage": "level1"}),
+            cloudevent("complaint.responded", case, at(reply_days), {"stage": "level1", "outcome": "upheld"})]
+
+
+async def record_as_live(conn: asyncpg.Connection, inbound: list[dict[str, Any]]) -> None:
+    """Append each inbound event and what escalation's domain derives from it, as the live services do."""
+    book, states = load_book(), {}
+    for body in inbound:
+        async with conn.transaction():
+            await eventstore.append(conn, [NewEvent(body, canonical(body))])
+        decision = escalation.decide(states.get(body["subject"]), body, book)
+        states[body["subject"]] = decision.state
+        if decision.derived:
+            async with conn.transaction():
+                await eventstore.append(conn, [NewEvent(d) for d in decision.derived])
+
+
+async def _record(url: str, inbound: list[dict[str, Any]]) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await record_as_live(conn, inbound)
+    finally:
+        await conn.close()
+
+
+def _report(settings: Settings, capsys: pytest.CaptureFixture[str], start: str, end: str) -> dict[str, Any]:
+    args = argparse.Namespace(start=date.fromisoformat(start), end=date.fromisoformat(end), format="json")
+    assert report_cli.run(args, settings) == 0
+    return dict(json.loads(capsys.readouterr().out))
+
+
+def test_report_counts_the_period_from_the_history_and_ignores_what_came_later(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    before = _report(settings, capsys, "1987-01-01", "1987-12-31")
+    march = datetime(1987, 3, 2, 10, tzinfo=timezone.utc)
+    late_in_year = datetime(1987, 12, 28, 10, tzinfo=timezone.utc)
+    stories = (complaint_story(unique("case"), march, 1, 30)  # responded late (day 30 of 14)
+               + complaint_story(unique("case"), late_in_year, 1, 10)  # responded in 1988: ongoing in 1987
+               + complaint_story(unique("case"), datetime(1988, 1, 2, 10, tzinfo=timezone.utc), 1, 3))
+    asyncio.run(_record(settings.require_database(), stories))
+    after = _report(settings, capsys, "1987-01-01", "1987-12-31")
+    c0, c1 = before["complaints"], after["complaints"]
+    assert c1["total"] - c0["total"] == 2
+    assert {k: c1["outcomes"][k] - c0["outcomes"][k] for k in c1["outcomes"]} == {
+        "upheld": 1, "partially_upheld": 0, "not_upheld": 0, "resolved": 0, "ongoing": 1}
+    assert c1["by_service_area"]["community_care"] - c0["by_service_area"].get("community_care", 0) == 2
+    assert c1["responded_within_target_rate"] is not None and c1["acknowledged_within_target_rate"] is not None
+
+
+def test_report_markdown_reads_as_a_report(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    args = argparse.Namespace(start=date(1987, 1, 1), end=date(1987, 12, 31), format="markdown")
+    assert report_cli.run(args, settings) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("# Complaints and compliments report, 1987-01-01 to 1987-12-31")
+    assert "## Complaints" in text and "## Compliments" in text and "## Learning from complaints" in text
+
+
+def test_history_prints_the_case_story_with_derived_deadline_events(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    case = unique("case")
+    asyncio.run(_record(settings.require_database(),
+                        complaint_story(case, datetime(1987, 5, 4, 9, tzinfo=timezone.utc), 1, 20)))
+    assert history_cli.run(argparse.Namespace(subject=case), settings) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("1987-")]
+    types = [line.split()[2] if " -> " in line else line.split()[1] for line in lines]
+    assert types[:2] == ["complaint.received", "deadline.scheduled"]
+    assert types.count("deadline.scheduled") == 2 and "deadline.breached" in types
+    # the late response first breaches its deadline (at the due time), then meets it late
+    responded = types.index("complaint.responded")
+    assert types[responded + 1:][-2:] == ["deadline.breached", "deadline.met"]
+    assert "kind=respond" in lines[-1] and "late=yes" in lines[-1] and " -> " in lines[-1]
+    assert " -> " not in lines[0] and "outcome=upheld" in lines[responded]
+
+
+def test_history_of_an_unknown_subject_says_so_and_exits_1(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    case = unique("nobody")
+    assert history_cli.run(argparse.Namespace(subject=case), settings) == 1
+    assert f"{case}: no events recorded" in capsys.readouterr().out
+
+
+# --- replay, on a database of its own -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def own_db() -> Iterator[str]:
+    """A separate embedded PostgreSQL with the migrations applied, for tests that edit the history."""
+    server = EmbeddedPostgres().start()
+    try:
+        asyncio.run(db.migrate(server.url))
+        yield server.url
+    finally:
+        server.stop()
+
+
+async def _fresh_history(url: str, inbound: list[dict[str, Any]]) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("TRUNCATE events")
+        await conn.execute("UPDATE chain_head SET seq = 0, hash = $1", bytes(32))
+        await record_as_live(conn, inbound)
+    finally:
+        await conn.close()
+
+
+async def _edit(conn: asyncpg.Connection, event_id: str, body: dict[str, Any]) -> None:
+    """Change one stored body behind the system's back (the append-only trigger switched off)."""
+    await conn.execute("ALTER TABLE events DISABLE TRIGGER events_no_update")
+    await conn.execute("UPDATE events SET body = $2::jsonb WHERE id = $1", event_id, json.dumps(body))
+    await conn.execute("ALTER TABLE events ENABLE TRIGGER events_no_update")
+
+
+async def _stored_body(url: str, event_id: str) -> dict[str, Any]:
+    conn = await asyncpg.connect(url)
+    try:
+        return dict(json.loads(await conn.fetchval("SELECT body::text FROM events WHERE id = $1", event_id)))
+    finally:
+        await conn.close()
+
+
+async def _edit_committed(url: str, event_id: str, body: dict[str, Any]) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await _edit(conn, event_id, body)
+    finally:
+        await conn.close()
+
+
+def _replay_cli(url: str, capsys: pytest.CaptureFixture[str], settings: Settings,
+                until: datetime | None = FAR_FUTURE) -> tuple[int, str]:
+    """Replay through the command (history only: no services ran on this database, so no live state)."""
+    own = replace(settings, database_url=url)
+    code = replay_cli.run(argparse.Namespace(until=until, batch=4), own)
+    return code, capsys.readouterr().out
+
+
+def test_replay_passes_an_intact_history_and_catches_one_edited_event(
+        own_db: str, settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = [unique("case") for _ in range(3)]
+    start = datetime(2011, 2, 1, 10, tzinfo=timezone.utc)
+    stories = [complaint_story(c, start + timedelta(days=i), 1 + i, 5 + 10 * i) for i, c in enumerate(cases)]
+    asyncio.run(_fresh_history(own_db, [e for story in stories for e in story]))
+    code, out = _replay_cli(own_db, capsys, settings)
+    assert code == 0, out
+    assert "complaint.received: 3" in out and "deadline.scheduled: 6" in out and "no differences" in out
+    edited = stories[1][2]  # case 2's response
+    original = asyncio.run(_stored_body(own_db, edited["id"]))
+    changed = {**original, "data": {**original["data"], "outcome": "not_upheld"}}
+    asyncio.run(_edit_committed(own_db, edited["id"], changed))
+    try:
+        code, out = _replay_cli(own_db, capsys, settings)
+    finally:
+        asyncio.run(_edit_committed(own_db, edited["id"], original))
+    assert code == 1
+    assert f"first differing case: {cases[1]}" in out
+    assert f"{cases[1]} (chain): event {edited['id']}" in out and "was edited" in out
+    assert _replay_cli(own_db, capsys, settings)[0] == 0
+
+
+def test_replay_reports_cases_the_live_service_does_not_hold(
+        own_db: str, settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    case = unique("case")
+    asyncio.run(_fresh_history(own_db, complaint_story(case, datetime(2011, 3, 1, 10, tzinfo=timezone.utc), 1, 2)))
+    code, out = _replay_cli(own_db, capsys, settings, until=None)  # no escalation worker ever ran here
+    assert code == 1
+    assert "compared with live: escalation" in out
+    assert f"first differing case: {case}" in out and "missing from the live state" in out
+
+
+async def _rewrite_chain_from(conn: asyncpg.Connection, seq: int) -> None:
+    """What a careful forger does after an edit: recompute every digest and hash from `seq` on."""
+    prev = bytes(await conn.fetchval("SELECT prev_hash FROM events WHERE seq = $1", seq))
+    await conn.execute("ALTER TABLE events DISABLE TRIGGER events_no_update")
+    for r in await conn.fetch("SELECT seq, id, body::text AS body, raw FROM events WHERE seq >= $1 ORDER BY seq", seq):
+        d = digest(json.loads(r["body"]))
+        h = chain_hash(prev, r["seq"], r["id"], d, bytes(r["raw"]) if r["raw"] is not None else None)
+        await conn.execute("UPDATE events SET digest = $2, prev_hash = $3, hash = $4 WHERE seq = $1",
+                           r["seq"], d, prev, h)
+        prev = h
+    await conn.execute("ALTER TABLE events ENABLE TRIGGER events_no_update")
+
+
+async def test_replay_catches_an_edit_even_when_the_forger_rewrote_the_hash_chain(
+        own_db: str, settings: Settings) -> None:
+    from services.audit.projections import build_projections
+    from services.audit.replay import replay
+
+    case = unique("case")
+    story = complaint_story(case, datetime(2011, 6, 1, 10, tzinfo=timezone.utc), 12, 13)  # acknowledged late
+    await _fresh_history(own_db, story)
+    conn = await asyncpg.connect(own_db)
+    try:
+        async with conn.transaction():  # rolled back below: the module's database stays intact
+            row = await conn.fetchrow("SELECT seq, body::text AS body FROM events WHERE id = $1", story[1]["id"])
+            body = json.loads(row["body"])
+            body["time"] = "2011-06-02T10:00:00+00:00"  # pretend it was acknowledged on time
+            await _edit(conn, story[1]["id"], body)
+            await _rewrite_chain_from(conn, row["seq"])
+            summary = await replay(conn, build_projections(replace(settings, database_url=own_db)), FAR_FUTURE)
+            raise _Rollback(summary)
+    except _Rollback as rolled:
+        summary = rolled.summary
+    finally:
+        await conn.close()
+    assert not [d for d in summary.differences if d.projection == "chain"]
+    assert summary.differences and summary.differences[0].subject == case
+    assert {d.projection for d in summary.differences} == {"escalation"}
+    assert any("deadline.met" in d.detail for d in summary.differences)
+
+
+class _Rollback(Exception):
+    def __init__(self, summary: Any) -> None:
+        self.summary = summary

@@ -1,0 +1,174 @@
+"""The period report's pure computation (contract section 9) over hand-made histories."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from services.audit.report import Period, build_report
+from services.audit.report_markdown import render_markdown
+from services.audit.seed2011 import EXPECTED_2011, seed_2011
+
+YEAR = Period(date(2011, 1, 1), date(2011, 12, 31))
+DUNDEE_DAYS = {("level1", "acknowledge"): 5, ("level1", "respond"): 14,
+               ("level2", "acknowledge"): 5, ("level2", "respond"): 28}
+
+
+def ev(type_: str, subject: str, time_: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": f"{subject}-{type_}-{time_}", "source": "t", "type": type_,
+            "subject": subject, "time": time_, "data": data}
+
+
+def received(subject: str, time_: str, stage: str = "stage1", serious: bool = False, area: str = "housing",
+             procedure: str = "spso-mchp", themes: list[str] | None = None) -> dict[str, Any]:
+    return ev("complaint.received", subject, time_, {"service_area": area, "channel": "web", "stage": stage,
+                                                    "serious": serious, "themes": themes or [],
+                                                    "procedure": procedure})
+
+
+def deadline(type_: str, subject: str, time_: str, stage: str, kind: str, due: str, **extra: Any) -> dict[str, Any]:
+    return ev(type_, subject, time_, {"stage": stage, "kind": kind, "due": due, **extra})
+
+
+def with_derived_deadlines(inbound: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A stand-in for escalation: calendar-day deadlines at receipt, deadline.met at each act."""
+    out: list[dict[str, Any]] = []
+    dues: dict[tuple[str, str], str] = {}
+    for e in inbound:
+        out.append(e)
+        s, t = e["subject"], datetime.fromisoformat(e["time"])
+        if e["type"] == "complaint.received":
+            stage = e["data"]["stage"]
+            for kind in ("acknowledge", "respond"):
+                dues[(s, kind)] = (t + timedelta(days=DUNDEE_DAYS[(stage, kind)])).isoformat()
+                out.append(deadline("deadline.scheduled", s, e["time"], stage, kind, dues[(s, kind)]))
+        kind = {"complaint.acknowledged": "acknowledge", "complaint.responded": "respond"}.get(e["type"])
+        if kind:
+            due = dues[(s, kind)]
+            late = t > datetime.fromisoformat(due)
+            out.append(deadline("deadline.met", s, e["time"], e["data"]["stage"], kind, due, late=late))
+    return out
+
+
+def test_a_year_shaped_like_seed_2011_gives_the_seed_figures() -> None:
+    report = build_report(with_derived_deadlines(seed_2011("u")), YEAR)
+    assert report["period"] == EXPECTED_2011["period"]
+    assert report["complaints"] == EXPECTED_2011["complaints"]
+    assert report["compliments"]["total"] == 131
+    assert sum(report["compliments"]["by_service_area"].values()) == 131
+    assert report["learning"] == EXPECTED_2011["learning"]
+    assert report["satisfaction"][0]["ratio"] == 0.975
+
+
+def test_events_after_the_period_end_do_not_change_a_closed_period() -> None:
+    history = [received("c1", "2011-12-30T10:00:00+00:00"),
+               deadline("deadline.scheduled", "c1", "2011-12-30T10:00:00+00:00", "stage1", "respond",
+                        "2012-01-06T23:59:59+00:00")]
+    before = build_report(history, YEAR)
+    later = [ev("complaint.responded", "c1", "2012-01-02T10:00:00+00:00", {"stage": "stage1", "outcome": "upheld"}),
+             deadline("deadline.met", "c1", "2012-01-02T10:00:00+00:00", "stage1", "respond",
+                      "2012-01-06T23:59:59+00:00", late=False),
+             received("c2", "2012-01-01T00:00:00+00:00")]
+    assert build_report(history + later, YEAR) == before
+    assert before["complaints"]["outcomes"]["ongoing"] == 1
+    assert before["complaints"]["responded_within_target_rate"] is None
+
+
+def test_only_complaints_received_in_the_period_are_counted() -> None:
+    history = [received("old", "2010-12-31T23:59:59+00:00"), received("new", "2011-01-01T00:00:00+00:00"),
+               ev("complaint.responded", "old", "2011-02-01T10:00:00+00:00", {"stage": "stage1", "outcome": "upheld"})]
+    report = build_report(history, YEAR)["complaints"]
+    assert report["total"] == 1
+    assert report["outcomes"]["upheld"] == 0 and report["outcomes"]["ongoing"] == 1
+    assert report["upheld_rate"] is None
+
+
+def test_by_stage_counts_the_highest_stage_reached_and_serious_starts_at_investigation() -> None:
+    history = [received("a", "2011-03-01T10:00:00+00:00"),
+               ev("complaint.escalated", "a", "2011-03-10T10:00:00+00:00", {"to_stage": "stage2"}),
+               received("b", "2011-03-02T10:00:00+00:00", serious=True),
+               received("c", "2011-03-03T10:00:00+00:00"),
+               received("d", "2011-03-04T10:00:00+00:00", stage="level1", procedure="dundee-2011"),
+               ev("complaint.escalated", "d", "2011-03-10T10:00:00+00:00", {"to_stage": "committee"})]
+    assert build_report(history, YEAR)["complaints"]["by_stage"] == {"stage2": 2, "committee": 1, "stage1": 1}
+
+
+def test_an_escalation_after_a_response_reopens_the_complaint_until_the_next_stage_responds() -> None:
+    history = [received("a", "2011-03-01T10:00:00+00:00"),
+               ev("complaint.responded", "a", "2011-03-05T10:00:00+00:00", {"stage": "stage1", "outcome": "not_upheld"}),
+               ev("complaint.escalated", "a", "2011-03-10T10:00:00+00:00", {"to_stage": "stage2"})]
+    assert build_report(history, YEAR)["complaints"]["outcomes"]["ongoing"] == 1
+    history.append(ev("complaint.responded", "a", "2011-04-01T10:00:00+00:00",
+                      {"stage": "stage2", "outcome": "partially_upheld"}))
+    outcomes = build_report(history, YEAR)["complaints"]["outcomes"]
+    assert outcomes["partially_upheld"] == 1 and outcomes["ongoing"] == 0 and outcomes["not_upheld"] == 0
+
+
+def test_timeliness_counts_each_deadline_once_met_late_breached_or_fallen_due() -> None:
+    due = "2011-05-10T23:59:59+00:00"
+    history = [received(s, "2011-05-01T10:00:00+00:00") for s in ("ok", "late", "breached", "silent", "running")]
+    history += [deadline("deadline.scheduled", s, "2011-05-01T10:00:00+00:00", "stage1", "respond", due)
+                for s in ("ok", "late", "breached", "silent")]
+    history += [deadline("deadline.scheduled", "running", "2011-05-01T10:00:00+00:00", "stage1", "respond",
+                         "2012-05-10T23:59:59+00:00"),
+                deadline("deadline.met", "ok", "2011-05-09T10:00:00+00:00", "stage1", "respond", due, late=False),
+                deadline("deadline.breached", "late", due, "stage1", "respond", due),
+                deadline("deadline.met", "late", "2011-05-20T10:00:00+00:00", "stage1", "respond", due, late=True),
+                deadline("deadline.breached", "breached", due, "stage1", "respond", due)]
+    assert build_report(history, YEAR)["complaints"]["responded_within_target_rate"] == 0.25
+
+
+def test_an_act_after_a_breach_but_before_an_agreed_date_counts_as_met() -> None:
+    history = [received("x", "2011-05-01T10:00:00+00:00"),
+               deadline("deadline.breached", "x", "2011-05-06T00:00:00+00:00", "stage1", "respond",
+                        "2011-05-06T00:00:00+00:00"),
+               ev("complaint.extension_agreed", "x", "2011-05-04T10:00:00+00:00",
+                  {"stage": "stage1", "new_due": "2011-05-20", "reason": "r"}),
+               deadline("deadline.met", "x", "2011-05-18T10:00:00+00:00", "stage1", "respond",
+                        "2011-05-20T23:59:59+00:00", late=False)]
+    assert build_report(history, YEAR)["complaints"]["responded_within_target_rate"] == 1.0
+
+
+def test_learning_and_compliments_are_counted_by_event_time_in_the_period() -> None:
+    history = [ev("learning.stage.opened", "a", "2011-06-01T10:00:00+00:00", {"due": "2011-06-29T23:59:59+00:00"}),
+               ev("learning.stage.opened", "b", "2011-06-01T10:00:00+00:00", {"due": "2011-06-29T23:59:59+00:00"}),
+               ev("learning.stage.completed", "a", "2011-06-20T10:00:00+00:00",
+                  {"due": "2011-06-29T23:59:59+00:00", "late": False}),
+               ev("learning.stage.completed", "b", "2011-07-20T10:00:00+00:00",
+                  {"due": "2011-06-29T23:59:59+00:00", "late": True}),
+               ev("compliment.received", "k1", "2011-02-01T10:00:00+00:00",
+                  {"service_area": "older_people", "channel": "letter", "about": "staff"}),
+               ev("compliment.received", "k2", "2012-02-01T10:00:00+00:00",
+                  {"service_area": "older_people", "channel": "letter", "about": "staff"})]
+    report = build_report(history, YEAR)
+    assert report["learning"] == {"opened": 2, "completed": 2, "completed_on_time_rate": 0.5}
+    assert report["compliments"] == {"total": 1, "by_service_area": {"older_people": 1}}
+
+
+def test_satisfaction_is_the_share_of_positive_answers_per_question_and_respondent_type() -> None:
+    questions = [{"question_id": "q1", "text": "Satisfied?", "scale": "likert5", "positive": ["4", "5"],
+                  "target": 0.85, "benchmark": {"label": "Scotland", "value": 0.84}},
+                 {"question_id": "q2", "text": "Respect?", "scale": "yes_no", "positive": ["yes"]}]
+    history = [ev("survey.defined", "s", "2011-01-05T09:00:00+00:00", {"title": "t", "questions": questions})]
+    answers = [("service_user", 5, True), ("service_user", 2, True), ("carer", "4", False)]
+    history += [ev("survey.response.submitted", f"r{i}", "2011-02-01T10:00:00+00:00",
+                   {"survey_id": "s", "respondent_type": rt, "answers": {"q1": a, "q2": b}})
+                for i, (rt, a, b) in enumerate(answers)]
+    q1, q2 = build_report(history, YEAR)["satisfaction"]
+    assert (q1["responses"], q1["positive"], q1["ratio"], q1["target"]) == (3, 2, 0.667, 0.85)
+    assert q1["by_respondent_type"]["service_user"] == {"responses": 2, "positive": 1, "ratio": 0.5}
+    assert (q2["responses"], q2["positive"], q2["ratio"]) == (3, 2, 0.667)
+
+
+def test_markdown_reads_like_the_seed_annual_report() -> None:
+    report = build_report(with_derived_deadlines(seed_2011("m")), YEAR)
+    text = render_markdown(report)
+    assert "A total of 60 complaints, 57 Level1, 3 Level2, were recorded in the period." in text
+    assert "25 Community care, 24 Childrens services, 9 Criminal justice, 2 General" in text
+    assert "Of the 52 decided, 18 (34.6%) were upheld" in text
+    assert "Investigations on 8 complaints are still ongoing." in text
+    assert "Acknowledgement targets were achieved in 98.3% of cases" in text
+    assert "in 90.4%." in text
+    assert "The department recorded 131 compliments" in text
+    assert "| 40 | 97.5% | 90% (+7.5%) | 84% (Scotland) |" in text
+    assert "### Themes by service area" in text and "staff attitude" in text
