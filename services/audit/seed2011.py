@@ -2,8 +2,8 @@
 
 60 complaints under procedure dundee-2011: 57 at level1 and 3 serious ones at level2; 25 community care,
 24 children's services, 9 criminal justice, 2 general; 18 upheld, 34 not upheld, 8 received in late
-December and still open at the year's end. 59 of 60 acknowledgements on time (one 20 days late) and
-47 of 52 responses on time (five 45 days late): margins wide enough that working or calendar days,
+December and still open at the year's end. 59 of 60 acknowledgements on time (one on day 10, answered
+on day 12) and 47 of 52 responses on time (five 45 days late): margins wide enough that working or calendar days,
 end-of-day or exact-time deadlines all judge them the same. 131 compliments, and one satisfaction
 survey like §4.5's equipment survey (39 of 40 satisfied). No complaint is closed, so no learning stage
 opens (the learning stage came after 2011).
@@ -64,10 +64,11 @@ def _complaint(prefix: str, i: int, counter: list[int]) -> list[dict[str, Any]]:
     events = [make("complaint.received", received, {
         "service_area": AREAS[i], "channel": "letter" if i % 3 else "phone", "stage": stage,
         "serious": i in LEVEL2_CASES, "themes": [THEMES[i % len(THEMES)]], "procedure": PROCEDURE})]
-    ack_days = 20 if i == LATE_ACK_CASE else 1
+    ack_days = 10 if i == LATE_ACK_CASE else 1
     events.append(make("complaint.acknowledged", received + timedelta(days=ack_days), {"stage": stage}))
     if i < DECIDED:
-        reply_days = 45 if i in LATE_RESPONSE_CASES else 3 + i % 3
+        # a response also acknowledges, so the late acknowledgement's case answers after it (still on time)
+        reply_days = 45 if i in LATE_RESPONSE_CASES else 12 if i == LATE_ACK_CASE else 3 + i % 3
         outcome = "upheld" if i % 3 == 0 and i < 54 else "not_upheld"
         events.append(make("complaint.responded", received + timedelta(days=reply_days),
                            {"stage": stage, "outcome": outcome}))

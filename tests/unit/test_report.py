@@ -31,9 +31,11 @@ def deadline(type_: str, subject: str, time_: str, stage: str, kind: str, due: s
 
 
 def with_derived_deadlines(inbound: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A stand-in for escalation: calendar-day deadlines at receipt, deadline.met at each act."""
+    """A stand-in for escalation: calendar-day deadlines at receipt, deadline.met at each act (a response
+    also meets a still-open acknowledgement)."""
     out: list[dict[str, Any]] = []
     dues: dict[tuple[str, str], str] = {}
+    met: set[tuple[str, str]] = set()
     for e in inbound:
         out.append(e)
         s, t = e["subject"], datetime.fromisoformat(e["time"])
@@ -42,8 +44,11 @@ def with_derived_deadlines(inbound: list[dict[str, Any]]) -> list[dict[str, Any]
             for kind in ("acknowledge", "respond"):
                 dues[(s, kind)] = (t + timedelta(days=DUNDEE_DAYS[(stage, kind)])).isoformat()
                 out.append(deadline("deadline.scheduled", s, e["time"], stage, kind, dues[(s, kind)]))
-        kind = {"complaint.acknowledged": "acknowledge", "complaint.responded": "respond"}.get(e["type"])
-        if kind:
+        kinds = {"complaint.acknowledged": ["acknowledge"], "complaint.responded": ["acknowledge", "respond"]}
+        for kind in kinds.get(e["type"], []):
+            if (s, kind) in met:
+                continue
+            met.add((s, kind))
             due = dues[(s, kind)]
             late = t > datetime.fromisoformat(due)
             out.append(deadline("deadline.met", s, e["time"], e["data"]["stage"], kind, due, late=late))
