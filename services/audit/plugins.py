@@ -120,5 +120,68 @@ def _procedure_loader(book: Any) -> LiveLoader | None:
     return prepare
 
 
+@dataclass
+class MetricsProjection:
+    """Rebuilds the metrics service's per-day counts and survey definitions from the history.
+
+    The live tables split counts by partition of `casefeedback.events`; replay does not know the
+    partitions (the broker chose them by key), so it compares the counts summed over partitions.
+    """
+
+    domain: Any
+    sets: Any
+    name: str = "metrics"
+    buckets: dict[Any, dict[int, int]] = field(default_factory=dict)
+    surveys: dict[str, int] = field(default_factory=dict)
+
+    async def prepare(self, conn: asyncpg.Connection) -> None:
+        """Nothing to read beforehand."""
+
+    def apply(self, event: StoredEvent) -> list[Difference]:
+        """Count the event as the metrics worker does (events it refuses are skipped, as it dead-letters them)."""
+        try:
+            if event.type == "survey.defined":
+                self.domain.survey_of(event.body, 0, event.seq)
+                self.surveys[event.subject] = max(event.seq, self.surveys.get(event.subject, 0))
+            else:
+                self.domain.add_facts(self.buckets, self.domain.facts_of(event.body, self.sets))
+        except (self.domain.BadEvent, KeyError, TypeError, ValueError):
+            pass
+        return []
+
+    def finish(self) -> list[Difference]:
+        """Nothing is derived by this service."""
+        return []
+
+    def state(self) -> Mapping[str, Any]:
+        """Counts per bucket (`kind/labels` -> day -> n) and the seq of each survey's definition in force."""
+        out: dict[str, Any] = {_bucket_key(k): days for k, days in self.buckets.items()}
+        out.update({f"survey/{sid}": seq for sid, seq in self.surveys.items()})
+        return out
+
+    async def live_state(self, conn: asyncpg.Connection) -> Mapping[str, Any] | None:
+        """The live tables summed over partitions, in the same shape."""
+        if not await conn.fetchval("SELECT to_regclass('metrics_buckets') IS NOT NULL"):
+            return None
+        from services.metrics import store as metrics_store
+
+        partitions = [r["partition"] for r in await conn.fetch("SELECT DISTINCT partition FROM metrics_buckets")]
+        merged = self.domain.merge((await metrics_store.load(conn, partitions)).values())
+        out: dict[str, Any] = {_bucket_key(k): days for k, days in merged.items()}
+        out.update({f"survey/{sid}": s.seq for sid, s in (await metrics_store.surveys(conn)).items()})
+        return out
+
+
+def _bucket_key(key: tuple[str, tuple[str, ...]]) -> str:
+    return f"{key[0]}/{'/'.join(key[1])}"
+
+
+def _metrics(settings: Settings) -> Projection | None:
+    domain = _optional("services.metrics.domain")
+    if domain is None or not hasattr(domain, "facts_of"):
+        return None
+    return MetricsProjection(domain, domain.LabelSets.with_areas(settings.service_areas))
+
+
 # The plugins, in the order replay runs them; each returns None until its service's code exists.
-FACTORIES: list[Factory] = [_escalation]
+FACTORIES: list[Factory] = [_escalation, _metrics]

@@ -1,0 +1,87 @@
+"""Replay's pure parts: re-derivation matching, live comparison, version checks, the summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from services.audit.plugins import DerivingProjection
+from services.audit.projections import Difference, SubjectVersions, compare
+from services.audit.replay import ReplaySummary, render_summary
+from services.common.eventstore import StoredEvent
+
+T = datetime(2011, 1, 1, tzinfo=timezone.utc)
+
+
+def stored(seq: int, subject: str, version: int, type_: str, source: str = "crm", **data: Any) -> StoredEvent:
+    body = {"id": f"e{seq}", "subject": subject, "type": type_, "source": source, "time": T.isoformat(), "data": data}
+    return StoredEvent(seq, f"e{seq}", subject, version, type_, T, T, body)
+
+
+@dataclass
+class Decision:
+    state: Any
+    derived: list[dict[str, Any]] = field(default_factory=list)
+
+
+def counting_decide(state: Any, body: dict[str, Any]) -> Decision:
+    """A toy domain: every inbound event is counted and derives one `tick` event with the count."""
+    if body["source"] == "svc":
+        return Decision(state)
+    n = (state or 0) + 1
+    return Decision(n, [{"id": f"tick-{body['subject']}-{n}", "subject": body["subject"], "type": "tick",
+                         "source": "svc", "time": T.isoformat(), "data": {"n": n}}])
+
+
+def tick(seq: int, subject: str, version: int, n: int, recorded_n: int | None = None) -> StoredEvent:
+    event = stored(seq, subject, version, "tick", "svc", n=recorded_n if recorded_n is not None else n)
+    body = {**event.body, "id": f"tick-{subject}-{n}"}
+    return StoredEvent(seq, body["id"], subject, version, "tick", T, T, body)
+
+
+def run(projection: DerivingProjection, events: list[StoredEvent]) -> list[Difference]:
+    found = [d for e in events for d in projection.apply(e)]
+    return found + projection.finish()
+
+
+def test_recorded_derived_events_equal_to_the_re_derived_ones_pass() -> None:
+    p = DerivingProjection("svc", "svc", counting_decide)
+    events = [stored(1, "a", 1, "x"), tick(2, "a", 2, 1), stored(3, "a", 3, "x"), tick(4, "a", 4, 2)]
+    assert run(p, events) == []
+    assert p.state() == {"a": 2}
+
+
+def test_a_recorded_derived_event_with_another_body_is_named() -> None:
+    p = DerivingProjection("svc", "svc", counting_decide)
+    found = run(p, [stored(1, "a", 1, "x"), tick(2, "a", 2, 1, recorded_n=7)])
+    assert [d.subject for d in found] == ["a"]
+    assert "differs from the re-derived one" in found[0].detail and "expected {'n': 1}" in found[0].detail
+
+
+def test_a_derived_event_nothing_explains_and_one_never_recorded_are_both_named() -> None:
+    p = DerivingProjection("svc", "svc", counting_decide)
+    found = run(p, [tick(1, "ghost", 1, 5), stored(2, "b", 1, "x")])
+    assert [(d.subject, "not derived again" in d.detail) for d in found] == [("ghost", True), ("b", False)]
+    assert "was never recorded" in found[1].detail
+
+
+def test_compare_names_every_key_that_differs_or_is_missing_in_key_order() -> None:
+    found = compare("p", {"a": 1, "b": 2, "c": 3}, {"b": 2, "c": 4, "d": 5})
+    assert [(d.subject, d.detail.split()[0]) for d in found] == [("a", "rebuilt"), ("c", "rebuilt"), ("d", "in")]
+    assert "rebuilt 3 but live 4" in found[1].detail
+
+
+def test_subject_versions_must_run_without_gaps() -> None:
+    p = SubjectVersions()
+    assert p.apply(stored(1, "a", 1, "x")) == []
+    assert p.apply(stored(2, "a", 3, "x"))[0].detail == "version 3 at seq 2, expected 2"
+
+
+def test_summary_names_the_first_differing_case_and_counts_types() -> None:
+    summary = ReplaySummary(events=3, seconds=1.0, projections=["history"])
+    summary.by_type.update({"complaint.received": 2, "deadline.met": 1})
+    assert "no differences" in render_summary(summary) and "  complaint.received: 2" in render_summary(summary)
+    summary.differences = [Difference("chain", "case-9", "edited"), Difference("escalation", "case-1", "x")]
+    text = render_summary(summary)
+    assert "2 difference(s); first differing case: case-9" in text and "case-9 (chain): edited" in text
