@@ -1,48 +1,238 @@
-"""Intake's consume, decide, emit loop."""
+"""Intake's consume, decide, emit loop: one database transaction per batch, dead letters before offsets.
+
+Per batch: judge every record (pure), then in one transaction take the history's append lock, look
+up the batch's ids and predecessor keys, plan (pure), release held events, hold new ones and append
+to the history; commit; then send the dead letters and wait for the broker's acks. The consumer
+loop commits offsets only after this returns, so a crash anywhere re-reads the batch and re-derives
+the same outcome (duplicates then). The relay publishes the history to `casefeedback.events`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from schemas.registry import INBOUND_TOPICS, Rejection, validate_inbound
+from schemas.registry import INBOUND_TOPICS
 from services.common import eventstore
 from services.common.deadletter import deadletter_value, send_deadletters
-from services.common.metrics import EVENTS
-from services.common.worker import Worker
+from services.common.metrics import EVENT_DELAY, EVENTS
+from services.common.worker import Background, Worker
+from services.intake import domain, store
+from services.intake.domain import Accepted, Append, Refused, Verdict
+from services.intake.store import HeldEvent
+
+log = logging.getLogger(__name__)
 
 
-def _letter(record: ConsumerRecord, reason: str, detail: str) -> dict[str, Any]:
-    return deadletter_value(reason, detail, record.topic, record.partition, record.offset, record.key, record.value)
+def utc_now() -> datetime:
+    """The processing clock (the only place intake reads it)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an event came from: its inbound record's coordinates, bytes and broker timestamp."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    record_time: datetime
+
+    @classmethod
+    def of_record(cls, r: ConsumerRecord) -> Origin:
+        return cls(r.topic, r.partition, r.offset, r.key, r.value,
+                   datetime.fromtimestamp(max(0, r.timestamp) / 1000, UTC))
+
+    @classmethod
+    def of_held(cls, h: HeldEvent) -> Origin:
+        return cls(h.topic, h.partition, h.offset, h.key, h.raw, h.record_time)
+
+    def letter(self, reason: str, detail: str) -> dict[str, Any]:
+        """The dead letter for this record."""
+        return deadletter_value(reason, detail, self.topic, self.partition, self.offset, self.key, self.value)
+
+
+@dataclass
+class Outcome:
+    """What a batch did, for dead letters and metrics once the history has committed."""
+
+    accepted: list[tuple[str, datetime]] = field(default_factory=list)  # (type, record time)
+    duplicates: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    letters: list[dict[str, Any]] = field(default_factory=list)
+
+    def refuse(self, origin: Origin, event_type: str, reason: str, detail: str) -> None:
+        """Dead-letter one record and count it rejected."""
+        self.rejected.append(event_type)
+        self.letters.append(origin.letter(reason, detail))
 
 
 class IntakeWorker(Worker):
-    """Consumes the inbound topics and appends valid events to the history."""
+    """Consumes the inbound topics; accepts each valid event once, holds early ones, dead-letters the rest."""
 
     name = "intake"
     topics = INBOUND_TOPICS
+    clock: Callable[[], datetime] = staticmethod(utc_now)
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
-        valid: list[tuple[ConsumerRecord, eventstore.NewEvent]] = []
-        letters = []
-        for record in records:
-            try:
-                event = validate_inbound(record.value)
-            except Rejection as rejection:
-                letters.append(_letter(record, rejection.reason, rejection.detail))
-                EVENTS.labels(self.name, "unknown", "rejected").inc()
-                continue
-            valid.append((record, eventstore.NewEvent(event.normalised(), record.value)))
+        """Apply one batch durably (history commit, dead letters acked); offsets are committed after."""
+        now = self.clock()
+        verdicts = [domain.judge(r.value, self.settings.max_record_bytes) for r in records]
+        try:
+            outcome = await self._record(records, verdicts, now)
+        except asyncpg.DataError as exc:  # the database refused a value: find it, never stop on it
+            if len(records) > 1:
+                for record in records:
+                    await self.handle([record])
+                return
+            outcome = Outcome()
+            outcome.refuse(Origin.of_record(records[0]), _label(verdicts[0]), "invalid_data",
+                           f"the history refused a value: {type(exc).__name__}")
+        await self._finish(outcome, now)
+
+    async def _record(self, records: Sequence[ConsumerRecord], verdicts: list[Verdict], now: datetime) -> Outcome:
+        outcome = Outcome()
+        for record, verdict in zip(records, verdicts, strict=True):
+            if isinstance(verdict, Refused):
+                outcome.refuse(Origin.of_record(record), verdict.type, verdict.reason, verdict.detail)
         async with self.pool.acquire() as conn, conn.transaction():
-            result = await eventstore.append(conn, [e for _, e in valid])
-        by_id = {e.id: r for r, e in valid}
-        for conflict in result.conflicts:
-            letters.append(_letter(by_id[conflict.id], "invalid_data",
-                                   f"conflict: id {conflict.id!r} was already accepted with a different body"))
-        await send_deadletters(self.producer, letters)
-        for stored in result.stored:
-            EVENTS.labels(self.name, stored.type, "accepted").inc()
-        for dup in result.duplicates:
-            EVENTS.labels(self.name, str(dup.body["type"]), "duplicate").inc()
+            await store.lock_history(conn)
+            plan = domain.plan_batch(verdicts, await self._known(conn, verdicts))
+            released = await store.release(conn, [a.key for a in plan.appends if isinstance(a, domain.Release)])
+            await store.hold(conn, self._to_hold(records, verdicts, plan.holds), now,
+                             now + timedelta(seconds=self.settings.out_of_order_grace_s))
+            events, origins = _expand(plan.appends, records, verdicts, released)
+            result = await eventstore.append(conn, events, now)
+        _settle(outcome, plan, records, verdicts, result, origins)
+        return outcome
+
+    @staticmethod
+    async def _known(conn: asyncpg.Connection, verdicts: list[Verdict]) -> domain.Known:
+        valid = [v for v in verdicts if isinstance(v, Accepted)]
+        keys = {k for v in valid for k in (domain.awaits(v.body), domain.provides(v.body)) if k is not None}
+        return await store.known(conn, [v.id for v in valid], keys)
+
+    @staticmethod
+    def _to_hold(records: Sequence[ConsumerRecord], verdicts: list[Verdict], holds: dict[int, str]) -> list[HeldEvent]:
+        out = []
+        for index in sorted(holds):
+            item, o = verdicts[index], Origin.of_record(records[index])
+            assert isinstance(item, Accepted)
+            out.append(HeldEvent(item.id, holds[index], item.digest, item.body, o.value or b"", o.topic,
+                                 o.partition, o.offset, o.key, o.record_time))
+        return out
+
+    async def _finish(self, outcome: Outcome, now: datetime) -> None:
+        await send_deadletters(self.producer, outcome.letters)
+        _count(outcome, now)
+
+    def background(self) -> list[Background]:
+        """The expiry of held events past their grace."""
+        return [self._expire_forever]
+
+    async def _expire_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.expire_once(self.clock())
+            except (asyncpg.PostgresError, OSError, KafkaError) as exc:  # retried on the next tick
+                log.warning("expiring held events failed (%s); retrying", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.05, self.settings.tick_interval_s))
+
+    async def expire_once(self, now: datetime) -> int:
+        """Dead-letter held events whose grace passed at `now` (appending any whose predecessor came)."""
+        async with self.pool.acquire() as conn:
+            if not await store.any_expired(conn, now):
+                return 0
+            async with conn.transaction():
+                await store.lock_history(conn)
+                held = await store.take_expired(conn, now)
+                present = await store.present_keys(conn, {h.awaits for h in held})
+                result = await eventstore.append(
+                    conn, [eventstore.NewEvent(h.body, h.raw) for h in held if h.awaits in present], now)
+                outcome = _expiry_outcome(held, present, result, self.settings.out_of_order_grace_s)
+                await send_deadletters(self.producer, outcome.letters)  # acked before the hold's delete commits
+        _count(outcome, now)
+        return len(held)
+
+
+def _label(verdict: Verdict) -> str:
+    return verdict.type if isinstance(verdict, Refused) else domain.type_label(verdict.type)
+
+
+def _expand(appends: list[Append | domain.Release], records: Sequence[ConsumerRecord], verdicts: list[Verdict],
+            released: dict[str, list[HeldEvent]]) -> tuple[list[eventstore.NewEvent], dict[str, Origin]]:
+    """The planned appends as history events in order, and where each came from (by id)."""
+    events: list[eventstore.NewEvent] = []
+    origins: dict[str, Origin] = {}
+    for step in appends:
+        if isinstance(step, Append):
+            item, record = verdicts[step.index], records[step.index]
+            assert isinstance(item, Accepted)
+            events.append(eventstore.NewEvent(item.body, record.value))
+            origins[item.id] = Origin.of_record(record)
+            continue
+        for held in released.get(step.key, []):
+            events.append(eventstore.NewEvent(held.body, held.raw))
+            origins[held.id] = Origin.of_held(held)
+    return events, origins
+
+
+def _settle(outcome: Outcome, plan: domain.Plan, records: Sequence[ConsumerRecord], verdicts: list[Verdict],
+            result: eventstore.AppendResult, origins: dict[str, Origin]) -> None:
+    """Fill the outcome from the plan and the append's result."""
+    for index in plan.duplicates:
+        outcome.duplicates.append(_label(verdicts[index]))
+    for index in plan.conflicts:
+        _conflict(outcome, Origin.of_record(records[index]), verdicts[index])
+    _settle_append(outcome, result, origins)
+
+
+def _settle_append(outcome: Outcome, result: eventstore.AppendResult, origins: dict[str, Origin]) -> None:
+    for stored in result.stored:
+        outcome.accepted.append((domain.type_label(stored.type), origins[stored.id].record_time))
+    for dup in result.duplicates:
+        outcome.duplicates.append(domain.type_label(dup.body["type"]))
+    for conflict in result.conflicts:
+        _conflict(outcome, origins[conflict.id], Accepted(conflict.body, b""))
+
+
+def _conflict(outcome: Outcome, origin: Origin, verdict: Verdict) -> None:
+    assert isinstance(verdict, Accepted)
+    outcome.refuse(origin, domain.type_label(verdict.type), "invalid_data",
+                   f"conflict: id {verdict.id[:200]!r} was already accepted with a different body; the first is kept")
+
+
+def _expiry_outcome(held: list[HeldEvent], present: frozenset[str], result: eventstore.AppendResult,
+                    grace_s: float) -> Outcome:
+    outcome = Outcome()
+    _settle_append(outcome, result, {h.id: Origin.of_held(h) for h in held})
+    for h in held:
+        if h.awaits not in present:
+            need, _ = domain.split_key(h.awaits)
+            outcome.refuse(Origin.of_held(h), domain.type_label(h.body.get("type")), "out_of_order",
+                           f"{h.body.get('type')} needs a {need} in the history first; none was accepted within "
+                           f"the {grace_s:g} s grace")
+    return outcome
+
+
+def _count(outcome: Outcome, now: datetime) -> None:
+    """Count the batch's results and observe record-to-acceptance delays."""
+    for event_type, record_time in outcome.accepted:
+        EVENTS.labels(IntakeWorker.name, event_type, "accepted").inc()
+        EVENT_DELAY.labels(IntakeWorker.name).observe(max(0.0, (now - record_time).total_seconds()))
+    for event_type in outcome.duplicates:
+        EVENTS.labels(IntakeWorker.name, event_type, "duplicate").inc()
+    for event_type in outcome.rejected:
+        EVENTS.labels(IntakeWorker.name, event_type, "rejected").inc()

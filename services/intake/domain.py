@@ -1,0 +1,234 @@
+"""Intake's pure decisions: validation verdicts, which events need a predecessor, and the batch plan.
+
+No broker, database or clock in here: the worker passes what the history already knows and `now`.
+
+Rules chosen where the contract leaves them open (SPSO model complaints handling procedure: a
+complaint's handling starts when it is received, so nothing can be acknowledged, responded to,
+escalated, withdrawn, closed or learned from before the history knows it was received):
+- every `complaint.*` other than `complaint.received`, and every `learning.*`, needs the case's
+  `complaint.received`; `survey.response.submitted` needs its `data.survey_id`'s `survey.defined`;
+- such an event waits (is held) for its predecessor for a grace time measured in processing time,
+  then becomes an `out_of_order` dead letter; a predecessor accepted inside the grace releases the
+  held events of its key right after itself, in the order intake received them;
+- an id already in the history or already held is a duplicate when the body is the same, else a
+  conflict (`invalid_data`, the first one is kept);
+- extension attributes must be scalars (CloudEvents 1.0), which bounds nesting to the payload's;
+- event times must lie between years 1900 and 2999 (PostgreSQL and Python both represent them,
+  and no public-service record predates that), and no text may contain a NUL character
+  (PostgreSQL text cannot hold it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.registry import INBOUND_TYPES, Rejection, parse_json, validate_object
+
+INBOUND_MODELS = {t: model for t, (model, _) in INBOUND_TYPES.items()}
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, tzinfo=UTC)
+ENVELOPE_ATTRIBUTES = frozenset({"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"})
+CASE_OPENER = "complaint.received"
+SURVEY_OPENER = "survey.defined"
+
+
+def type_label(event_type: object) -> str:
+    """A bounded metric label for an event type: a contract inbound type, else "unknown"."""
+    return event_type if isinstance(event_type, str) and event_type in INBOUND_TYPES else "unknown"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A record that passed validation: its normalised body and the body's digest."""
+
+    body: dict[str, Any]
+    digest: bytes
+
+    @property
+    def id(self) -> str:
+        return str(self.body["id"])
+
+    @property
+    def type(self) -> str:
+        return str(self.body["type"])
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A record that failed validation: a contract reason code, a detail, and a bounded type label."""
+
+    reason: str
+    detail: str
+    type: str = "unknown"
+
+
+Verdict = Accepted | Refused
+
+
+def canonical(body: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of a body (sorted keys, no spaces, UTF-8; NaN refused)."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def judge(value: bytes | None, max_bytes: int) -> Verdict:
+    """Validate one inbound record value; never raises, every failure is a Refused with a reason code."""
+    if value is None:
+        return Refused("not_json", "record has no value (a tombstone); send a CloudEvent as JSON")
+    if len(value) > max_bytes:
+        return Refused("too_large", f"record is {len(value)} bytes, the limit is {max_bytes}; not parsed")
+    obj: Any = None
+    try:
+        obj = parse_json(value)
+        _check_extensions(obj)
+        return _accept(validate_object(obj, INBOUND_MODELS).normalised())
+    except Rejection as rejection:
+        return Refused(rejection.reason, rejection.detail, _label_of(obj))
+    except (ValueError, TypeError, RecursionError, OverflowError) as exc:  # pydantic serialisation limits
+        detail = f"event cannot be normalised ({type(exc).__name__}: {str(exc)[:200]}); nest less deeply"
+        return Refused("invalid_data", detail, _label_of(obj))
+
+
+def _check_extensions(obj: Any) -> None:
+    """CloudEvents 1.0: extension attributes are scalars (which also bounds nesting to the payload's)."""
+    if not isinstance(obj, dict):
+        return
+    for name, value in obj.items():
+        if name not in ENVELOPE_ATTRIBUTES and not isinstance(value, str | int | float | bool | None):
+            raise Rejection("not_cloudevent", f"extension attribute {str(name)[:50]!r} must be a string, "
+                                              f"number or boolean, got {type(value).__name__}")
+
+
+def _label_of(obj: Any) -> str:
+    return type_label(obj.get("type")) if isinstance(obj, dict) else "unknown"
+
+
+def _accept(body: dict[str, Any]) -> Accepted:
+    time = datetime.fromisoformat(str(body["time"]).replace("Z", "+00:00"))
+    if not EARLIEST <= time <= LATEST:
+        raise Rejection("invalid_data", f"time: {body['time']} is outside the years 1900 to 2999")
+    if _has_nul(body):
+        raise Rejection("invalid_data", "a text value contains a NUL character (\\u0000), which is not allowed")
+    try:
+        data = canonical(body)
+    except UnicodeEncodeError:
+        raise Rejection("not_json", "a text value holds a lone UTF-16 surrogate (not valid Unicode)") from None
+    except ValueError:
+        raise Rejection("invalid_data", "a number is NaN or infinite, which JSON does not allow") from None
+    return Accepted(body, hashlib.sha256(data).digest())
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def awaits(body: Mapping[str, Any]) -> str | None:
+    """The predecessor key an event needs in the history before it, or None if it needs none."""
+    event_type, subject = str(body["type"]), str(body["subject"])
+    if event_type.startswith("learning.") or (event_type.startswith("complaint.") and event_type != CASE_OPENER):
+        return f"{CASE_OPENER}/{subject}"
+    if event_type == "survey.response.submitted":
+        return f"{SURVEY_OPENER}/{body['data']['survey_id']}"
+    return None
+
+
+def provides(body: Mapping[str, Any]) -> str | None:
+    """The predecessor key an event satisfies once it is in the history, or None."""
+    if body["type"] in (CASE_OPENER, SURVEY_OPENER):
+        return f"{body['type']}/{body['subject']}"
+    return None
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """A predecessor key as (type, subject) for looking it up in the history."""
+    event_type, _, subject = key.partition("/")
+    return event_type, subject
+
+
+# --- the batch plan ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the history and the hold already know about a batch's ids and predecessor keys."""
+
+    recorded: Mapping[str, bytes]  # id -> digest of events in the history
+    held: Mapping[str, bytes]  # id -> digest of events waiting in the hold
+    present: frozenset[str]  # predecessor keys the history holds
+    waiting: frozenset[str]  # predecessor keys with events already in the hold
+
+
+@dataclass(frozen=True)
+class Append:
+    """Append the batch item at `index` to the history."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Release:
+    """Append the events held (from earlier batches) for `key`, in arrival order."""
+
+    key: str
+
+
+@dataclass
+class Plan:
+    """What to do with one batch: history appends in order, holds, duplicates, conflicts, refusals."""
+
+    appends: list[Append | Release] = field(default_factory=list)
+    holds: dict[int, str] = field(default_factory=dict)  # item index -> predecessor key
+    duplicates: list[int] = field(default_factory=list)
+    conflicts: list[int] = field(default_factory=list)
+
+
+def plan_batch(items: Sequence[Verdict], known: Known) -> Plan:
+    """Decide each valid item's fate, keeping per-subject arrival order (refused items are left out)."""
+    plan = Plan()
+    seen: dict[str, bytes] = {**known.held, **known.recorded}
+    present, waiting = set(known.present), set(known.waiting)
+    pending: dict[str, list[int]] = {}  # in-batch items waiting for a key this batch may still provide
+    for index, item in enumerate(items):
+        if not isinstance(item, Accepted):
+            continue
+        if item.id in seen:
+            (plan.duplicates if seen[item.id] == item.digest else plan.conflicts).append(index)
+            continue
+        seen[item.id] = item.digest
+        _place(plan, index, item, present, waiting, pending)
+    for key, indexes in pending.items():
+        for index in indexes:
+            plan.holds[index] = key
+    return plan
+
+
+def _place(plan: Plan, index: int, item: Accepted, present: set[str], waiting: set[str],
+           pending: dict[str, list[int]]) -> None:
+    need = awaits(item.body)
+    if need is not None and need not in present:
+        pending.setdefault(need, []).append(index)
+        return
+    plan.appends.append(Append(index))
+    opened = provides(item.body)
+    if opened is None or opened in present:
+        return
+    present.add(opened)
+    if opened in waiting:
+        plan.appends.append(Release(opened))
+    plan.appends.extend(Append(i) for i in pending.pop(opened, []))
+

@@ -1,0 +1,114 @@
+"""Intake's database adapter: what the history and the hold know, holding, releasing and expiring events.
+
+Every function runs on a connection inside the caller's transaction, after `lock_history`, so that
+concurrent intake workers (and the expiry task) see each other's committed holds and appends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from services.common import eventstore
+from services.intake.domain import Known, split_key
+
+
+@dataclass(frozen=True)
+class HeldEvent:
+    """A valid event waiting in the hold for its predecessor, with where it came from."""
+
+    id: str
+    awaits: str
+    digest: bytes
+    body: dict[str, object]
+    raw: bytes
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    record_time: datetime
+
+
+_HELD_COLUMNS = ["id", "awaits", "digest", "body", "raw", "topic", "partition", "offset", "key", "record_time",
+                 "held_at", "hold_until"]
+_SELECT_HELD = 'id, awaits, digest, body, raw, topic, partition, "offset", key, record_time'
+
+
+async def lock_history(conn: asyncpg.Connection) -> None:
+    """Take the history's append lock first, so decisions and appends see one consistent history."""
+    await conn.execute("SELECT 1 FROM chain_head FOR UPDATE")
+
+
+async def present_keys(conn: asyncpg.Connection, keys: set[str]) -> frozenset[str]:
+    """The predecessor keys (type/subject) whose event the history holds."""
+    if not keys:
+        return frozenset()
+    pairs = [split_key(k) for k in keys]
+    rows = await conn.fetch(
+        "SELECT DISTINCT e.type, e.subject FROM events e "
+        "JOIN unnest($1::text[], $2::text[]) AS k(type, subject) ON e.subject = k.subject AND e.type = k.type",
+        [t for t, _ in pairs], [s for _, s in pairs],
+    )
+    return frozenset(f"{r['type']}/{r['subject']}" for r in rows)
+
+
+async def known(conn: asyncpg.Connection, ids: Sequence[str], keys: set[str]) -> Known:
+    """Everything `plan_batch` needs to know about a batch, in four indexed queries."""
+    recorded = await eventstore.known_ids(conn, ids)
+    held_rows = await conn.fetch("SELECT id, digest FROM intake_held WHERE id = any($1::text[])", list(ids))
+    waiting_rows = await conn.fetch("SELECT DISTINCT awaits FROM intake_held WHERE awaits = any($1::text[])",
+                                    list(keys))
+    return Known(recorded, {r["id"]: bytes(r["digest"]) for r in held_rows}, await present_keys(conn, keys),
+                 frozenset(r["awaits"] for r in waiting_rows))
+
+
+async def hold(conn: asyncpg.Connection, events: Sequence[HeldEvent], held_at: datetime,
+               hold_until: datetime) -> None:
+    """Put events in the hold (arrival order is the order given)."""
+    if not events:
+        return
+    rows = [(e.id, e.awaits, e.digest, json.dumps(e.body), e.raw, e.topic, e.partition, e.offset, e.key,
+             e.record_time, held_at, hold_until) for e in events]
+    await conn.copy_records_to_table("intake_held", records=rows, columns=_HELD_COLUMNS)
+
+
+async def release(conn: asyncpg.Connection, keys: Sequence[str]) -> dict[str, list[HeldEvent]]:
+    """Take the held events of `keys` out of the hold, each key's in arrival order."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        f"DELETE FROM intake_held WHERE awaits = any($1::text[]) RETURNING held_seq, {_SELECT_HELD}", list(keys)
+    )
+    out: dict[str, list[HeldEvent]] = {}
+    for r in sorted(rows, key=lambda r: r["held_seq"]):
+        out.setdefault(r["awaits"], []).append(_held(r))
+    return out
+
+
+async def any_expired(conn: asyncpg.Connection, now: datetime) -> bool:
+    """Whether any held event's grace has passed at `now` (a cheap check without the lock)."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM intake_held WHERE hold_until <= $1)", now))
+
+
+async def take_expired(conn: asyncpg.Connection, now: datetime, limit: int = 1000) -> list[HeldEvent]:
+    """Take up to `limit` held events whose grace has passed out of the hold, in arrival order."""
+    rows = await conn.fetch(
+        f"DELETE FROM intake_held WHERE held_seq IN (SELECT held_seq FROM intake_held WHERE hold_until <= $1 "
+        f"ORDER BY held_seq LIMIT $2) RETURNING held_seq, {_SELECT_HELD}", now, limit,
+    )
+    return [_held(r) for r in sorted(rows, key=lambda r: r["held_seq"])]
+
+
+async def held_count(conn: asyncpg.Connection) -> int:
+    """How many events wait in the hold."""
+    return int(await conn.fetchval("SELECT count(*) FROM intake_held"))
+
+
+def _held(r: asyncpg.Record) -> HeldEvent:
+    return HeldEvent(r["id"], r["awaits"], bytes(r["digest"]), json.loads(r["body"]), bytes(r["raw"]), r["topic"],
+                     r["partition"], r["offset"], bytes(r["key"]) if r["key"] is not None else None,
+                     r["record_time"])
