@@ -1,0 +1,1 @@
+"""The one deadline mechanism shared by escalation and learning: procedures, calendars, timers."""

@@ -1,0 +1,104 @@
+"""Calendars: counting working days (UK public holidays by nation) or calendar days, and due instants.
+
+How days are counted (documented here and stated in each procedure file):
+
+- `day_one: next_day_after_receipt` (the SPSO rule): day 1 is the first counting day strictly
+  after the local date of receipt; with working days, a complaint received on a Saturday has
+  Monday as day 1, and one received on a working day at 09:00 does not count that day.
+- `day_of_receipt`: day 1 is the date of receipt itself when it is a counting day.
+- A working day is Monday to Friday and not a public holiday of the calendar's UK nation
+  (`holidays` package, subdivisions SCT, ENG, WLS, NIR).
+- A deadline falls due at the **end of its last permitted day**, 23:59:59 local time in the
+  calendar's time zone (Europe/London), expressed with its UTC offset (GMT or BST). An act at
+  or before that instant is on time; `late` means after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import holidays
+
+CalendarKind = Literal["working_days", "calendar_days"]
+DayOne = Literal["next_day_after_receipt", "day_of_receipt"]
+REGIONS = ("SCT", "ENG", "WLS", "NIR")
+END_OF_DAY = time(23, 59, 59)
+ONE_DAY = timedelta(days=1)
+
+
+@lru_cache(maxsize=8)
+def _public_holidays(region: str) -> holidays.HolidayBase:
+    return holidays.country_holidays("GB", subdiv=region)
+
+
+def is_working_day(day: date, region: str) -> bool:
+    """Monday to Friday and not a public holiday in the UK nation `region`."""
+    return day.weekday() < 5 and day not in _public_holidays(region)
+
+
+def add_working_days(start: date, n: int, region: str) -> date:
+    """The n-th working day strictly after `start` (`start` itself when n is 0)."""
+    day, left = start, n
+    while left > 0:
+        day += ONE_DAY
+        if is_working_day(day, region):
+            left -= 1
+    return day
+
+
+def subtract_working_days(end: date, n: int, region: str) -> date:
+    """The n-th working day strictly before `end` (`end` itself when n is 0)."""
+    day, left = end, n
+    while left > 0:
+        day -= ONE_DAY
+        if is_working_day(day, region):
+            left -= 1
+    return day
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """A way of counting days towards a deadline, in a time zone."""
+
+    kind: CalendarKind = "working_days"
+    region: str | None = "SCT"
+    day_one: DayOne = "next_day_after_receipt"
+    timezone: str = "Europe/London"
+
+    def local_date(self, instant: datetime) -> date:
+        """The calendar date of `instant` in the calendar's time zone."""
+        return instant.astimezone(ZoneInfo(self.timezone)).date()
+
+    def end_of(self, day: date) -> datetime:
+        """The last second of `day` in the calendar's time zone, with its offset."""
+        return datetime.combine(day, END_OF_DAY, tzinfo=ZoneInfo(self.timezone))
+
+    def add_days(self, start: date, n: int) -> date:
+        """The n-th counting day after `start` under this calendar's day-one rule."""
+        if self.day_one == "day_of_receipt" and n > 0:
+            start -= ONE_DAY
+        if self.kind == "calendar_days":
+            return start + timedelta(days=n)
+        assert self.region is not None
+        return add_working_days(start, n, self.region)
+
+    def subtract_days(self, end: date, n: int) -> date:
+        """The n-th counting day before `end`."""
+        if self.kind == "calendar_days":
+            return end - timedelta(days=n)
+        assert self.region is not None
+        return subtract_working_days(end, n, self.region)
+
+    def due_after(self, received: datetime, n: int) -> datetime:
+        """When a deadline of `n` days counted from `received` falls due (end of its last day)."""
+        return self.end_of(self.add_days(self.local_date(received), n))
+
+    def warning_before(self, due: datetime, lead: int) -> datetime | None:
+        """When to warn `lead` counting days before `due` (the end of that day); None for no warning."""
+        if lead <= 0:
+            return None
+        return self.end_of(self.subtract_days(self.local_date(due), lead))

@@ -1,0 +1,143 @@
+"""The shared engine: apply history events to cases and fire due timers, durably and exactly once.
+
+Both escalation and learning plug a `Tracker` (their pure domain plus how to store it) into the
+same two operations:
+
+- `apply`: inside the HistoryWorker's transaction, lock the batch's cases, call the domain's
+  `decide` per event in seq order (skipping events at or below the case's `last_seq`), append
+  the derived events, and save case rows and timer rows. Refusals are returned for dead letters.
+- `tick`: select subjects whose timer rows are due (`next_fire_at <= now`, index range, owned
+  partitions only), lock their case rows with SKIP LOCKED (the consumer holds a case while it
+  applies), skip any case whose history holds an event not yet applied (it will be fired in event
+  time when that event is applied, so a late-arriving act is not preceded by a wall-clock breach),
+  fire the rest at `now`, append and save in one transaction.
+
+Lock order is always case row, then its timer rows, so the two never deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+
+from services.common import eventstore
+from services.common.eventstore import NewEvent, StoredEvent
+from services.common.worker import HistoryRecord
+from services.deadlines import store
+from services.deadlines.store import CaseRow
+from services.deadlines.timers import Deadline
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Tracker(Generic[S]):
+    """What the engine needs from a service: its domain functions and how its state is stored."""
+
+    owner: str
+    table: str
+    source: str
+    types: tuple[str, ...]
+    decide: Callable[[S | None, dict[str, Any]], Any]
+    fire_due: Callable[[S, datetime], tuple[S, list[dict[str, Any]]]]
+    encode: Callable[[S], dict[str, Any]]
+    decode: Callable[[dict[str, Any]], S]
+    deadlines: Callable[[S], Sequence[Deadline]]
+    columns: Callable[[S], tuple[bool, str, str]]  # open, stage, service_area
+
+
+@dataclass
+class Applied:
+    """What one apply or tick did."""
+
+    refusals: list[tuple[HistoryRecord, str]] = field(default_factory=list)
+    stored: list[StoredEvent] = field(default_factory=list)
+    cases: int = 0
+
+
+@dataclass
+class _Case(Generic[S]):
+    state: S | None
+    partition: int
+    last_seq: int
+    changed: bool = False
+
+
+async def apply(tracker: Tracker[S], conn: asyncpg.Connection, events: Sequence[HistoryRecord]) -> Applied:
+    """Apply a batch of history records to the tracker's cases (inside the caller's transaction)."""
+    mine = [e for e in events if e.type in tracker.types]
+    subjects = sorted({str(e.body["subject"]) for e in mine})
+    rows = await store.load_cases(conn, tracker.table, subjects) if subjects else {}
+    cases: dict[str, _Case[S]] = {s: _Case(tracker.decode(r.state), r.partition, r.last_seq) for s, r in rows.items()}
+    derived: list[dict[str, Any]] = []
+    out = Applied()
+    for event in mine:
+        _apply_one(tracker, cases, event, derived, out)
+    return await _commit(tracker, conn, cases, derived, out)
+
+
+def _apply_one(tracker: Tracker[S], cases: dict[str, _Case[S]], event: HistoryRecord,
+               derived: list[dict[str, Any]], out: Applied) -> None:
+    subject = str(event.body["subject"])
+    case = cases.setdefault(subject, _Case(None, event.partition, 0))
+    if event.seq <= case.last_seq:
+        return
+    decision = tracker.decide(case.state, event.body)
+    if decision.refusal:
+        out.refusals.append((event, decision.refusal))
+    if decision.state is None:
+        return
+    if event.body.get("source") != tracker.source:
+        case.last_seq = event.seq
+    case.changed = case.changed or decision.state != case.state or event.body.get("source") != tracker.source
+    case.state, case.partition = decision.state, event.partition
+    derived.extend(decision.derived)
+
+
+async def _commit(tracker: Tracker[S], conn: asyncpg.Connection, cases: dict[str, _Case[S]],
+                  derived: list[dict[str, Any]], out: Applied) -> Applied:
+    if derived:
+        out.stored = (await eventstore.append(conn, [NewEvent(b) for b in derived])).stored
+    changed = {s: c for s, c in cases.items() if c.changed and c.state is not None}
+    await _save(tracker, conn, changed)
+    out.cases = len(changed)
+    return out
+
+
+async def _save(tracker: Tracker[S], conn: asyncpg.Connection, cases: dict[str, _Case[S]]) -> None:
+    rows: list[CaseRow] = []
+    timers: list[tuple[str, int, Deadline]] = []
+    for subject, case in cases.items():
+        assert case.state is not None
+        is_open, stage, area = tracker.columns(case.state)
+        rows.append(CaseRow(subject, case.partition, case.last_seq, is_open, stage, area, tracker.encode(case.state)))
+        timers.extend((subject, case.partition, d) for d in tracker.deadlines(case.state))
+    if rows:
+        await store.save_cases(conn, tracker.table, rows)
+        await store.save_deadlines(conn, tracker.owner, timers)
+
+
+async def tick(tracker: Tracker[S], conn: asyncpg.Connection, partitions: Sequence[int], now: datetime,
+               limit: int = 500) -> Applied:
+    """Fire every due timer of the owned partitions' caught-up cases at `now`, in one transaction."""
+    out = Applied()
+    if not partitions:
+        return out
+    async with conn.transaction():
+        subjects = await store.due_subjects(conn, tracker.owner, partitions, now, limit)
+        rows = await store.load_cases(conn, tracker.table, subjects, skip_locked=True) if subjects else {}
+        pending = await store.pending_subjects(conn, {s: r.last_seq for s, r in rows.items()}, tracker.types,
+                                               tracker.source)
+        cases: dict[str, _Case[S]] = {}
+        derived: list[dict[str, Any]] = []
+        for subject, row in rows.items():
+            if subject in pending:
+                continue
+            state, fired = tracker.fire_due(tracker.decode(row.state), now)
+            cases[subject] = _Case(state, row.partition, row.last_seq, changed=True)
+            derived.extend(fired)
+        return await _commit(tracker, conn, cases, derived, out)

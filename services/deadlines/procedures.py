@@ -1,0 +1,232 @@
+"""Complaint procedures as data: the file format, its validation, and the book of known versions.
+
+A procedure file (YAML) holds contract section 6: stages in order with acknowledge and respond
+times, which stages may be bypassed at the complainant's request, the stage serious complaints
+start at, the calendar, the warning lead time and the learning stage's time. Built-in files live
+beside this module; operators add a folder (`CASEFEEDBACK_PROCEDURES_DIR`), whose files win over
+built-in ones with the same id. Each version of a document is known by its key
+`id@version#hash`; a case keeps the key it was received under, so editing a file never moves the
+deadlines of cases already open (the worker stores every document it used in the database).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
+
+from services.deadlines.calendar import REGIONS, Calendar, CalendarKind, DayOne
+
+BUILT_IN = Path(__file__).parent / "procedures"
+Days = StrictInt
+Ident = Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_\-]+$")
+
+
+class ProcedureError(Exception):
+    """A procedure file or reference that cannot be used, with what to fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CalendarSpec(_Model):
+    type: CalendarKind
+    region: Literal["SCT", "ENG", "WLS", "NIR"] | None = None
+    day_one: DayOne = "next_day_after_receipt"
+    timezone: str = "Europe/London"
+
+    @model_validator(mode="after")
+    def _region_for_working_days(self) -> Self:
+        if self.type == "working_days" and self.region is None:
+            raise ValueError(f"working_days needs a region, one of {list(REGIONS)}")
+        return self
+
+    def calendar(self) -> Calendar:
+        """The calendar this spec describes."""
+        return Calendar(self.type, self.region, self.day_one, self.timezone)
+
+
+class StageSpec(_Model):
+    id: str = Ident
+    name: str = Field(min_length=1, max_length=200)
+    acknowledge: Days | None = Field(default=None, ge=1, le=366)
+    respond: Days | None = Field(default=None, ge=1, le=366)
+    max_extension: Days | None = Field(default=None, ge=1, le=366)
+    bypassable: StrictBool = False
+
+
+class LearningSpec(_Model):
+    days: Days = Field(ge=1, le=366)
+    calendar: CalendarSpec | None = None
+
+
+class Procedure(_Model):
+    """One version of a complaint procedure."""
+
+    id: str = Ident
+    version: Days = Field(ge=1)
+    title: str = Field(min_length=1, max_length=200)
+    source: str = Field(default="", max_length=500)
+    notes: str = Field(default="", max_length=4000)
+    calendar: CalendarSpec
+    warning_lead: Days = Field(ge=0, le=30)
+    serious_stage: str = Ident
+    stages: list[StageSpec] = Field(min_length=1, max_length=20)
+    learning: LearningSpec
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        ids = [s.id for s in self.stages]
+        if len(ids) != len(set(ids)):
+            raise ValueError("stage ids must be unique")
+        if self.serious_stage not in ids:
+            raise ValueError(f"serious_stage {self.serious_stage!r} is not one of the stages {ids}")
+        return self
+
+    @property
+    def key(self) -> str:
+        """`id@version#hash`: names exactly this document."""
+        return f"{self.id}@{self.version}#{document_hash(self.document())[:12]}"
+
+    def document(self) -> dict[str, Any]:
+        """The document as JSON-ready data (what the database stores)."""
+        return self.model_dump(mode="json")
+
+    def stage_ids(self) -> list[str]:
+        """Stage ids in procedure order."""
+        return [s.id for s in self.stages]
+
+    def stage(self, stage_id: str) -> StageSpec | None:
+        """The stage with this id, if the procedure has one."""
+        return next((s for s in self.stages if s.id == stage_id), None)
+
+    def escalation_refusal(self, current: str, to_stage: str) -> str | None:
+        """Why escalating from `current` to `to_stage` is not allowed, or None when it is."""
+        ids = self.stage_ids()
+        if to_stage not in ids:
+            return f"stage {to_stage!r} is not a stage of procedure {self.id} ({ids})"
+        here, there = ids.index(current), ids.index(to_stage)
+        if there <= here:
+            last = " (the last stage)" if here == len(ids) - 1 else ""
+            return f"cannot escalate from {current}{last} to {to_stage}: escalation only moves to a later stage"
+        skipped = [s.id for s in self.stages[here + 1:there] if not s.bypassable]
+        if skipped:
+            return f"cannot escalate from {current} to {to_stage}: stage(s) {skipped} may not be bypassed"
+        return None
+
+    def case_calendar(self) -> Calendar:
+        """The calendar complaint deadlines are counted in."""
+        return self.calendar.calendar()
+
+    def learning_calendar(self) -> Calendar:
+        """The calendar the learning stage is counted in."""
+        return (self.learning.calendar or self.calendar).calendar()
+
+
+def document_hash(document: dict[str, Any]) -> str:
+    """sha256 of a document's canonical JSON."""
+    return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _where(loc: tuple[Any, ...], raw: Any) -> str:
+    parts: list[str] = []
+    node = raw
+    for i, step in enumerate(loc):
+        if isinstance(step, int) and isinstance(node, list) and step < len(node):
+            node = node[step]
+            sid = node.get("id") if isinstance(node, dict) else None
+            parts[-1:] = [str(sid)] if sid and loc[i - 1] == "stages" else [*parts[-1:], str(step)]
+            continue
+        parts.append(str(step))
+        node = node.get(step) if isinstance(node, dict) else None
+    return ".".join(parts) or "(file)"
+
+
+def _message(error: Any) -> str:
+    kind, got = error["type"], error.get("input")
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"must be a whole number of days, got {got!r}"
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known field"
+    return f"{error['msg']}, got {got!r}" if not isinstance(got, dict | list) else str(error["msg"])
+
+
+def parse_procedure(raw: Any, name: str) -> Procedure:
+    """Validate decoded YAML as a procedure; errors name the file and the field."""
+    try:
+        return Procedure.model_validate(raw)
+    except ValidationError as err:
+        problems = [f"{_where(e['loc'], raw)} {_message(e)}" for e in err.errors()[:5]]
+        raise ProcedureError(f"procedure file {name}: " + "; ".join(problems)) from None
+
+
+def load_file(path: Path) -> Procedure:
+    """Read and validate one procedure file."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ProcedureError(f"procedure file {path.name}: cannot be read as YAML: {exc}") from None
+    return parse_procedure(raw, path.name)
+
+
+class ProcedureBook:
+    """Every procedure version known: the current one per id (from files) and any by key."""
+
+    def __init__(self, procedures: Iterable[Procedure] = (), default: str = "spso-mchp"):
+        self.default = default
+        self._current: dict[str, Procedure] = {}
+        self._by_key: dict[str, Procedure] = {}
+        for procedure in procedures:
+            self.add(procedure, current=True)
+
+    def add(self, procedure: Procedure, current: bool = False) -> None:
+        """Know this version; `current` makes it the one new cases get."""
+        self._by_key[procedure.key] = procedure
+        if current:
+            self._current[procedure.id] = procedure
+
+    def add_document(self, document: dict[str, Any]) -> Procedure:
+        """Know a stored document (from the database) without making it current."""
+        procedure = parse_procedure(document, f"stored document {document.get('id')!r}")
+        self.add(procedure)
+        return procedure
+
+    def alias(self, key: str, procedure: Procedure) -> None:
+        """Know `procedure` under a stored key as well as its own."""
+        self._by_key[key] = procedure
+
+    def current(self, procedure_id: str | None) -> Procedure | None:
+        """The version new cases of `procedure_id` (or the default) are received under."""
+        return self._current.get(procedure_id or self.default)
+
+    def get(self, key: str) -> Procedure:
+        """The exact version a case was received under."""
+        try:
+            return self._by_key[key]
+        except KeyError:
+            raise ProcedureError(f"procedure version {key!r} is not known (its document is missing)") from None
+
+    def ids(self) -> list[str]:
+        """Ids of the current procedures."""
+        return sorted(self._current)
+
+
+def load_book(extra_dir: Path | None = None, default: str = "spso-mchp") -> ProcedureBook:
+    """Built-in procedures plus an operator folder's (theirs win on the same id)."""
+    files = sorted(BUILT_IN.glob("*.yaml"))
+    if extra_dir is not None:
+        if not extra_dir.is_dir():
+            raise ProcedureError(f"procedures folder {extra_dir} does not exist")
+        files += sorted([*extra_dir.glob("*.yaml"), *extra_dir.glob("*.yml")])
+    book = ProcedureBook([load_file(f) for f in files], default)
+    if book.current(default) is None:
+        raise ProcedureError(f"default procedure {default!r} is not among {book.ids()}")
+    return book

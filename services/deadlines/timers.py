@@ -1,0 +1,143 @@
+"""Deadlines as plain data, and the pure rules for warning and breaching them (shared by both services).
+
+Exactly-once rests on two things: a deadline's own flags (`warned`, `breached`) change when a
+firing is derived, in the same transaction that appends the derived event; and every derived
+event has a deterministic id (`derived_id`), so deriving it again (replay, a retried
+transaction) is a duplicate the history drops. A warning or breach is once per deadline *and
+due*: when an agreed extension moves the due instant, the new target can be warned and breached
+once more (the ids differ because `due` does).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+Status = Literal["open", "met", "cancelled"]
+Firing = Literal["warning", "breach"]
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One target: a stage visit's acknowledgement or response, or a learning stage."""
+
+    stage: str
+    kind: str
+    visit: int
+    due: datetime
+    warn_at: datetime | None
+    status: Status = "open"
+    warned: bool = False
+    breached: bool = False
+    met_at: datetime | None = None
+    late: bool | None = None
+
+    @property
+    def key(self) -> str:
+        """Unique within a case: stage, visit ordinal and kind."""
+        return f"{self.stage}:{self.visit}:{self.kind}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+    def next_fire_at(self) -> datetime | None:
+        """When this deadline next needs attention (warning, then breach); None when nothing is left."""
+        if not self.is_open or self.breached:
+            return None
+        if not self.warned and self.warn_at is not None and self.warn_at < self.due:
+            return self.warn_at
+        return self.due
+
+
+def schedule(stage: str, kind: str, visit: int, due: datetime, warn_at: datetime | None,
+             at: datetime) -> Deadline:
+    """A new deadline set at `at`; a warning instant not after `at` is treated as already passed."""
+    return Deadline(stage, kind, visit, due, warn_at, warned=warn_at is None or warn_at <= at)
+
+
+def fire(deadline: Deadline, until: datetime) -> tuple[Deadline, list[tuple[Firing, datetime]]]:
+    """The firings due at or before `until`, in time order, and the deadline after them."""
+    fired: list[tuple[Firing, datetime]] = []
+    while (at := deadline.next_fire_at()) is not None and at <= until:
+        if not deadline.warned and at == deadline.warn_at:
+            deadline = replace(deadline, warned=True)
+            fired.append(("warning", at))
+        else:
+            deadline = replace(deadline, warned=True, breached=True)
+            fired.append(("breach", at))
+    return deadline, fired
+
+
+def meet(deadline: Deadline, at: datetime) -> Deadline:
+    """The deadline met by an act at `at`; late when after the due instant."""
+    return replace(deadline, status="met", met_at=at, late=at > deadline.due)
+
+
+def cancel(deadline: Deadline) -> Deadline:
+    """The deadline ended without being met (withdrawn, closed, escalated before a response)."""
+    return replace(deadline, status="cancelled")
+
+
+def move(deadline: Deadline, due: datetime, warn_at: datetime | None, at: datetime) -> Deadline:
+    """The deadline with a new agreed target, set at `at`; warning and breach may fire again for it."""
+    return replace(deadline, due=due, warn_at=warn_at, warned=warn_at is None or warn_at <= at, breached=False)
+
+
+def derived_id(*parts: object) -> str:
+    """A deterministic event id from the facts that make a derived event what it is."""
+    text = "\x1f".join(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts)
+    return "cf-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def derived_event(source: str, type_: str, subject: str, time: datetime, data: dict[str, Any],
+                  *identity: object) -> dict[str, Any]:
+    """A derived CloudEvent body whose id depends only on (subject, type, identity)."""
+    return {"specversion": "1.0", "id": derived_id(subject, type_, *identity), "source": source, "type": type_,
+            "subject": subject, "time": time.isoformat(), "datacontenttype": "application/json", "data": data}
+
+
+def deadline_data(deadline: Deadline, **extra: Any) -> dict[str, Any]:
+    """The contract's `data` of a deadline event."""
+    return {"stage": deadline.stage, "kind": deadline.kind, "due": deadline.due.isoformat(), **extra}
+
+
+def to_json(deadline: Deadline) -> dict[str, Any]:
+    """A deadline as JSON-ready data."""
+    out: dict[str, Any] = {}
+    for name in ("stage", "kind", "visit", "status", "warned", "breached", "late"):
+        out[name] = getattr(deadline, name)
+    for name in ("due", "warn_at", "met_at"):
+        value = getattr(deadline, name)
+        out[name] = value.isoformat() if value is not None else None
+    return out
+
+
+def from_json(data: dict[str, Any]) -> Deadline:
+    """The inverse of `to_json`."""
+    times = {n: (datetime.fromisoformat(data[n]) if data.get(n) else None) for n in ("due", "warn_at", "met_at")}
+    due = times["due"]
+    assert due is not None
+    return Deadline(data["stage"], data["kind"], int(data["visit"]), due, times["warn_at"], data["status"],
+                    bool(data["warned"]), bool(data["breached"]), times["met_at"], data.get("late"))
+
+
+@dataclass
+class Fired:
+    """What firing a case's deadlines produced."""
+
+    deadlines: list[Deadline] = field(default_factory=list)
+    firings: list[tuple[Deadline, Firing, datetime]] = field(default_factory=list)
+
+
+def fire_all(deadlines: list[Deadline], until: datetime) -> Fired:
+    """Fire every deadline of a case up to `until`; firings sorted by time then key."""
+    out = Fired()
+    for deadline in deadlines:
+        after, fired = fire(deadline, until)
+        out.deadlines.append(after)
+        out.firings.extend((after, kind, at) for kind, at in fired)
+    out.firings.sort(key=lambda f: (f[2], f[0].key, f[1]))
+    return out

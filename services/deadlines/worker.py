@@ -1,0 +1,119 @@
+"""The worker half of the shared mechanism: owned partitions, the tick loop, dead letters, gauges.
+
+Escalation and learning subclass `TrackingWorker`, give it their `Tracker`, and add metrics.
+The tick runs in every worker but only over the partitions of `casefeedback.events` that worker
+owns, and row locks plus the deadline flags make a firing happen once even while a rebalance
+moves partitions between workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from schemas.registry import TOPIC_EVENTS
+from services.common.deadletter import deadletter_value, send_deadletters
+from services.common.settings import Settings
+from services.common.worker import Background, HistoryRecord, HistoryWorker
+from services.deadlines import engine, store
+from services.deadlines.engine import Applied, Tracker
+from services.deadlines.procedures import ProcedureBook, load_book
+
+log = logging.getLogger(__name__)
+GAUGE_REFRESH_S = 2.0
+
+
+class TrackingWorker(HistoryWorker):
+    """A HistoryWorker that keeps cases and their deadlines through the shared engine."""
+
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer):
+        super().__init__(settings, pool, producer)
+        self.book: ProcedureBook = load_book(settings.procedures_dir, settings.default_procedure)
+        self.owned: set[int] = set()
+        self.ticks = 0
+
+    def tracker(self) -> Tracker[Any]:
+        """The service's tracker (domain plus storage)."""
+        raise NotImplementedError
+
+    async def setup(self) -> None:
+        async with self.pool.acquire() as conn:
+            await store.load_procedures(conn, self.book)
+            for procedure_id in self.book.ids():
+                procedure = self.book.current(procedure_id)
+                assert procedure is not None
+                await store.store_procedure(conn, procedure)
+
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        await super().on_assigned(partitions)
+        self.owned |= {tp.partition for tp in partitions if tp.topic == TOPIC_EVENTS}
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        self.owned -= {tp.partition for tp in partitions if tp.topic == TOPIC_EVENTS}
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[HistoryRecord]) -> None:
+        applied = await engine.apply(self.tracker(), conn, events)
+        self.observe(applied)
+        if applied.refusals:
+            await send_deadletters(self.producer, [_letter(event, why) for event, why in applied.refusals])
+
+    def observe(self, applied: Applied) -> None:
+        """Count what an apply or tick stored (counters of this worker only)."""
+
+    def background(self) -> list[Background]:
+        return [self._tick_loop, self._gauge_loop]
+
+    async def tick_once(self, now: datetime | None = None) -> int:
+        """Fire due timers of the owned partitions until none is left; return events stored."""
+        total = 0
+        while True:
+            async with self.pool.acquire() as conn:
+                applied = await engine.tick(self.tracker(), conn, sorted(self.owned),
+                                            now or datetime.now(UTC))
+            self.observe(applied)
+            total += len(applied.stored)
+            if applied.cases == 0:
+                return total
+
+    async def _tick_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.tick_once()
+                self.ticks += 1
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("%s tick failed, retrying: %s", self.name, type(exc).__name__)
+            await _sleep(stop, self.settings.tick_interval_s)
+
+    async def _gauge_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async with self.pool.acquire() as conn:
+                    await self.refresh_gauges(conn, sorted(self.owned), datetime.now(UTC))
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("%s gauge refresh failed: %s", self.name, type(exc).__name__)
+            await _sleep(stop, GAUGE_REFRESH_S)
+
+    async def refresh_gauges(self, conn: asyncpg.Connection, partitions: list[int], now: datetime) -> None:
+        """Set the service's gauges from its tables, over the owned partitions only."""
+
+    def health(self) -> dict[str, Any]:
+        return {"owned_partitions": sorted(self.owned), "ticks": self.ticks}
+
+
+def _letter(event: HistoryRecord, why: str) -> dict[str, Any]:
+    value = json.dumps(event.body).encode()
+    return deadletter_value("not_allowed", why, TOPIC_EVENTS, event.partition, None,
+                            str(event.body.get("subject", "")).encode(), value)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -1,0 +1,68 @@
+"""Escalation's adapters: its tracker for the shared engine, live state for replay, and gauge queries."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+import asyncpg
+
+from services.deadlines.engine import Tracker
+from services.deadlines.procedures import ProcedureBook
+from services.escalation import codec, domain
+from services.escalation.domain import CaseState
+
+TABLE = "escalation_cases"
+OWNER = "escalation"
+TYPES = ("complaint.received", *domain.HANDLERS)
+WINDOWS = {"30d": timedelta(days=30), "90d": timedelta(days=90), "365d": timedelta(days=365)}
+
+
+def _columns(state: CaseState) -> tuple[bool, str, str]:
+    return state.open, state.stage, state.service_area
+
+
+def tracker(book: ProcedureBook) -> Tracker[CaseState]:
+    """Escalation's domain wired for the shared engine."""
+    return Tracker(OWNER, TABLE, domain.SOURCE, TYPES, partial(_decide, book=book), domain.fire_due,
+                   codec.encode, codec.decode, lambda s: s.deadlines, _columns)
+
+
+def _decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -> domain.Decision:
+    return domain.decide(state, body, book)
+
+
+async def load_live_state(conn: asyncpg.Connection) -> dict[str, CaseState]:
+    """Every case's live state, to compare with a replay's `decide` fold over the history."""
+    rows = await conn.fetch(f"SELECT subject, state::text AS state FROM {TABLE}")
+    return {r["subject"]: codec.decode(json.loads(r["state"])) for r in rows}
+
+
+async def open_counts(conn: asyncpg.Connection, partitions: list[int]) -> list[asyncpg.Record]:
+    """Open complaints by stage and service area on the given partitions."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT stage, service_area, count(*) AS n FROM {TABLE} WHERE open AND partition = any($1::int[]) "
+        "GROUP BY stage, service_area", partitions)
+    return rows
+
+
+async def overdue_counts(conn: asyncpg.Connection, partitions: list[int]) -> list[asyncpg.Record]:
+    """Open, breached deadlines by stage and kind on the given partitions."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT stage, kind, count(*) AS n FROM deadlines WHERE owner = $1 AND status = 'open' AND breached "
+        "AND partition = any($2::int[]) GROUP BY stage, kind", OWNER, partitions)
+    return rows
+
+
+async def timeliness(conn: asyncpg.Connection, partitions: list[int], now: datetime) -> list[asyncpg.Record]:
+    """Per stage, kind and window: deadlines that fell due in the window (not cancelled) and how many were met."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT w.name AS window, d.stage, d.kind, count(*) AS counted, "
+        "count(*) FILTER (WHERE d.status = 'met' AND NOT d.late) AS met "
+        "FROM deadlines d JOIN unnest($3::text[], $4::interval[]) AS w(name, span) "
+        "ON d.due > $2::timestamptz - w.span AND d.due <= $2::timestamptz "
+        "WHERE d.owner = $1 AND d.status <> 'cancelled' AND d.partition = any($5::int[]) "
+        "GROUP BY w.name, d.stage, d.kind", OWNER, now, list(WINDOWS), list(WINDOWS.values()), partitions)
+    return rows

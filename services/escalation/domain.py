@@ -1,0 +1,224 @@
+"""Escalation's pure domain: a complaint's stage and deadlines, decided from its history.
+
+Contract for `casefeedback replay` (issue 7), which rebuilds the state in memory from the
+history in seq order and compares it with `adapters.load_live_state`:
+
+- Call `decide(state, body, book)` for every history event of a subject, in seq order, with
+  `state=None` before the case's first event. It returns the new state (None while the case is
+  unknown), the derived event bodies (deterministic ids: the live service appended exactly these),
+  and a refusal text when the procedure forbids the event (live sends it as a `not_allowed`
+  dead letter and leaves the state unchanged).
+- `decide` first fires the case's timers due at or before the event's `time` (`fire_due`), then
+  applies the event. Recorded `deadline.warning`/`deadline.breached` events from this service
+  are inputs too: they mark the deadline fired at the moment the history shows, which is how
+  live and replay stay equal when the live tick fired before a late-arriving event (the tick
+  only fires once every history event of the case has been applied; see `worker.py`).
+- `fire_due(state, until)` fires what is due at or before `until` (live: the wall clock).
+- Neither reads the clock; both are deterministic in their arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+
+from services.deadlines import timers
+from services.deadlines.procedures import Procedure, ProcedureBook
+from services.deadlines.timers import Deadline
+
+SOURCE = "casefeedback/escalation"
+FIRING_TYPES = {"warning": "deadline.warning", "breach": "deadline.breached"}
+
+
+@dataclass(frozen=True)
+class CaseState:
+    """What escalation knows of one complaint."""
+
+    subject: str
+    procedure: str
+    service_area: str
+    stage: str
+    visit: int
+    open: bool
+    started: datetime
+    deadlines: tuple[Deadline, ...] = ()
+    outcome: str | None = None
+
+    def deadline(self, kind: str) -> Deadline | None:
+        """The current stage visit's open deadline of `kind`."""
+        return next((d for d in self.deadlines if d.visit == self.visit and d.kind == kind and d.is_open), None)
+
+
+@dataclass
+class Decision:
+    """The state after an event, the events it derived, and why it was refused (if it was)."""
+
+    state: CaseState | None
+    derived: list[dict[str, Any]] = field(default_factory=list)
+    refusal: str | None = None
+
+
+def _time(body: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(body["time"]).replace("Z", "+00:00"))
+
+
+def _emit(state: CaseState, type_: str, deadline: Deadline, at: datetime, **extra: Any) -> dict[str, Any]:
+    data = timers.deadline_data(deadline, **extra)
+    return timers.derived_event(SOURCE, type_, state.subject, at, data, deadline.key, deadline.due)
+
+
+def fire_due(state: CaseState, until: datetime) -> tuple[CaseState, list[dict[str, Any]]]:
+    """Warn and breach every deadline due at or before `until`; events in time order."""
+    fired = timers.fire_all(list(state.deadlines), until)
+    new = replace(state, deadlines=tuple(fired.deadlines))
+    return new, [_emit(new, FIRING_TYPES[kind], d, at) for d, kind, at in fired.firings]
+
+
+def _replace_deadline(state: CaseState, new: Deadline) -> CaseState:
+    return replace(state, deadlines=tuple(new if d.key == new.key else d for d in state.deadlines))
+
+
+def _start_stage(state: CaseState, procedure: Procedure, stage_id: str, at: datetime) -> Decision:
+    stage = procedure.stage(stage_id)
+    assert stage is not None
+    calendar = procedure.case_calendar()
+    visit = state.visit + 1
+    state = replace(state, stage=stage_id, visit=visit, open=True, started=at, outcome=None)
+    derived = []
+    for kind, days in (("acknowledge", stage.acknowledge), ("respond", stage.respond)):
+        if days is None:
+            continue
+        due = calendar.due_after(at, days)
+        deadline = timers.schedule(stage_id, kind, visit, due, calendar.warning_before(due, procedure.warning_lead), at)
+        state = replace(state, deadlines=(*state.deadlines, deadline))
+        derived.append(_emit(state, "deadline.scheduled", deadline, at))
+    return Decision(state, derived)
+
+
+def _end_open(state: CaseState) -> CaseState:
+    return replace(state, open=False, deadlines=tuple(timers.cancel(d) if d.is_open else d for d in state.deadlines))
+
+
+def _met(state: CaseState, kind: str, at: datetime) -> Decision:
+    deadline = state.deadline(kind)
+    if deadline is None:
+        return Decision(state)
+    done = timers.meet(deadline, at)
+    state = _replace_deadline(state, done)
+    return Decision(state, [_emit(state, "deadline.met", done, at, late=bool(done.late))])
+
+
+def _stage_refusal(state: CaseState, data: dict[str, Any], what: str) -> str | None:
+    stage = data.get("stage")
+    if stage is not None and stage != state.stage:
+        return f"{what} for stage {stage} but the case is at stage {state.stage}"
+    return None
+
+
+def on_received(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
+    """A new complaint: its procedure version fixed, its first stage's deadlines scheduled."""
+    data = body["data"]
+    if state is not None:
+        return Decision(state, refusal="complaint.received for a case already received")
+    procedure = book.current(data.get("procedure"))
+    if procedure is None:
+        return Decision(None, refusal=f"procedure {data.get('procedure')!r} is not one of {book.ids()}")
+    stage = procedure.serious_stage if data.get("serious") else data["stage"]
+    if procedure.stage(stage) is None:
+        return Decision(None, refusal=f"stage {stage!r} is not a stage of procedure {procedure.id}")
+    blank = CaseState(str(body["subject"]), procedure.key, str(data["service_area"]), stage, 0, True, _time(body))
+    return _start_stage(blank, procedure, stage, _time(body))
+
+
+def on_acknowledged(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
+    """The acknowledgement meets the stage's acknowledge deadline (if it has one)."""
+    refusal = _stage_refusal(state, body["data"], "acknowledgement")
+    return Decision(state, refusal=refusal) if refusal else _met(state, "acknowledge", _time(body))
+
+
+def on_responded(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
+    """The response meets the respond deadline, and the acknowledge one if still open (a response acknowledges)."""
+    refusal = _stage_refusal(state, body["data"], "response")
+    if refusal:
+        return Decision(state, refusal=refusal)
+    first = _met(state, "acknowledge", _time(body))
+    second = _met(first.state or state, "respond", _time(body))
+    assert second.state is not None
+    return Decision(replace(second.state, outcome=body["data"]["outcome"]), first.derived + second.derived)
+
+
+def on_extension(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
+    """The agreed date becomes the respond target (due at the end of that day), within any cap."""
+    data, at = body["data"], _time(body)
+    refusal = _stage_refusal(state, data, "extension")
+    deadline = state.deadline("respond")
+    if refusal or deadline is None:
+        return Decision(state, refusal=refusal or f"no open response deadline at stage {state.stage} to extend")
+    procedure = book.get(state.procedure)
+    calendar, stage = procedure.case_calendar(), procedure.stage(state.stage)
+    new_due = date.fromisoformat(str(data["new_due"]))
+    received = calendar.local_date(state.started)
+    if stage is not None and stage.max_extension and new_due > calendar.add_days(received, stage.max_extension):
+        return Decision(state, refusal=f"extension to {new_due} exceeds stage {state.stage}'s limit of "
+                                       f"{stage.max_extension} days")
+    due = calendar.end_of(new_due)
+    moved = timers.move(deadline, due, calendar.warning_before(due, procedure.warning_lead), at)
+    state = _replace_deadline(state, moved)
+    return Decision(state, [_emit(state, "deadline.scheduled", moved, at)])
+
+
+def on_escalated(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
+    """The next stage (or a later one past bypassable stages) starts; refused where the procedure forbids it."""
+    procedure, to_stage = book.get(state.procedure), str(body["data"]["to_stage"])
+    refusal = procedure.escalation_refusal(state.stage, to_stage)
+    if refusal:
+        return Decision(state, refusal=refusal)
+    return _start_stage(_end_open(state), procedure, to_stage, _time(body))
+
+
+def on_ended(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
+    """Withdrawn or closed: the open deadlines end unmet and unbreached."""
+    return Decision(_end_open(state))
+
+
+def on_recorded_firing(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
+    """A warning or breach the history shows this service raised: mark it fired (no new events)."""
+    if body.get("source") != SOURCE:
+        return Decision(state)
+    data, breached = body["data"], body["type"] == "deadline.breached"
+    due = datetime.fromisoformat(str(data["due"]))
+    for d in state.deadlines:
+        if d.stage == data["stage"] and d.kind == data["kind"] and d.due == due and d.is_open:
+            return Decision(_replace_deadline(state, replace(d, warned=True, breached=d.breached or breached)))
+    return Decision(state)
+
+
+Handler = Callable[[CaseState, dict[str, Any], ProcedureBook], Decision]
+
+# The table of contents: event type -> what it does to a known case.
+HANDLERS: dict[str, Handler] = {
+    "complaint.acknowledged": on_acknowledged,
+    "complaint.responded": on_responded,
+    "complaint.extension_agreed": on_extension,
+    "complaint.escalated": on_escalated,
+    "complaint.withdrawn": on_ended,
+    "complaint.closed": on_ended,
+    "deadline.warning": on_recorded_firing,
+    "deadline.breached": on_recorded_firing,
+}
+
+
+def decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
+    """Apply one history event to a case (see the module docstring for the contract)."""
+    if body.get("type") == "complaint.received":
+        return on_received(state, body, book)
+    handler = HANDLERS.get(str(body.get("type")))
+    if state is None or handler is None:
+        return Decision(state)
+    fired_state, fired = fire_due(state, _time(body))
+    decision = handler(fired_state, body, book)
+    if decision.refusal:
+        return Decision(fired_state, fired, decision.refusal)
+    return Decision(decision.state, fired + decision.derived)
