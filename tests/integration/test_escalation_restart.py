@@ -17,7 +17,7 @@ from services.common.settings import Settings
 from services.escalation.domain import SOURCE
 from services.escalation.worker import EscalationWorker
 from tests.helpers import bodies, read_topic, running, unique, wait_for
-from tests.integration.escalation_support import accept, brief, cloudevent, derived, received, wait_derived
+from tests.integration.test_escalation_support import accept, brief, cloudevent, derived, received, wait_derived
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,7 +20,7 @@ from services.common.settings import Settings
 from services.escalation.domain import SOURCE
 from services.escalation.worker import EscalationWorker
 from tests.helpers import bodies, read_topic, running, unique
-from tests.integration.escalation_support import accept, brief, cloudevent, derived, received, wait_derived
+from tests.integration.test_escalation_support import accept, brief, cloudevent, derived, received, wait_derived
 
 MARCH = "2026-03-02T09:15:00+00:00"
 LEVEL1_NOT_UPHELD = {"stage": "level1", "outcome": "not_upheld"}

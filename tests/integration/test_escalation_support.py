@@ -1,4 +1,4 @@
-"""Helpers shared by the escalation and learning integration tests: accept events, wait on the history."""
+"""Helpers (no tests) shared by the escalation and learning integration tests: accept events, wait on the history."""
 
 from __future__ import annotations
 
