@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from services.audit.projections import Difference, Factory, Projection
-from services.common.eventstore import StoredEvent, canonical
+from services.common.eventstore import StoredEvent
 from services.common.settings import Settings
 
 Decide = Callable[[Any, dict[str, Any]], Any]
@@ -34,6 +34,7 @@ class DerivingProjection:
     decide: Decide
     live_loader: LiveLoader | None = None
     preparer: LiveLoader | None = None
+    types: frozenset[str] | None = None  # the types `decide` acts on; others leave the state as it is
     states: dict[str, Any] = field(default_factory=dict)
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -44,6 +45,8 @@ class DerivingProjection:
 
     def apply(self, event: StoredEvent) -> list[Difference]:
         """Decide the event for its subject, then match it if this service recorded it."""
+        if self.types is not None and event.type not in self.types:
+            return self._match(event) if event.body.get("source") == self.source else []
         decision = self.decide(self.states.get(event.subject), event.body)
         if decision.state is not None:
             self.states[event.subject] = decision.state
@@ -58,7 +61,7 @@ class DerivingProjection:
         if expected is None:
             return [Difference(self.name, event.subject, f"recorded {event.type} {event.id} (seq {event.seq}) "
                                                          "is not derived again from the history before it")]
-        if canonical(expected) != canonical(event.body):
+        if expected != event.body:  # JSON-equal bodies are equal dicts (same digest)
             return [Difference(self.name, event.subject, f"recorded {event.type} {event.id} (seq {event.seq}) "
                                                          f"differs from the re-derived one: {_diff(expected, event.body)}")]
         return []
@@ -71,6 +74,10 @@ class DerivingProjection:
     def state(self) -> Mapping[str, Any]:
         """The rebuilt per-subject state."""
         return self.states
+
+    def absorb(self, state: Mapping[str, Any]) -> None:
+        """Take in the state another replay shard rebuilt (its subjects are not this one's)."""
+        self.states.update(state)
 
     async def live_state(self, conn: asyncpg.Connection) -> Mapping[str, Any] | None:
         """The service's own tables, through its `load_live_state` adapter, when it has one."""
@@ -103,8 +110,9 @@ def _escalation(settings: Settings) -> Projection | None:
     book = load_book(settings.procedures_dir, settings.default_procedure)
     adapters = _optional("services.escalation.adapters")
     loader = getattr(adapters, "load_live_state", None)
+    types = getattr(adapters, "TYPES", None)
     return DerivingProjection("escalation", domain.SOURCE, lambda s, b: domain.decide(s, b, book), loader,
-                              _procedure_loader(book))
+                              _procedure_loader(book), frozenset(types) if types else None)
 
 
 def _procedure_loader(book: Any) -> LiveLoader | None:
@@ -133,12 +141,15 @@ class MetricsProjection:
     name: str = "metrics"
     buckets: dict[Any, dict[int, int]] = field(default_factory=dict)
     surveys: dict[str, int] = field(default_factory=dict)
+    absorbed: dict[str, Any] = field(default_factory=dict)
 
     async def prepare(self, conn: asyncpg.Connection) -> None:
         """Nothing to read beforehand."""
 
     def apply(self, event: StoredEvent) -> list[Difference]:
         """Count the event as the metrics worker does (events it refuses are skipped, as it dead-letters them)."""
+        if event.type not in self.domain.COUNTERS and event.type != "survey.defined":
+            return []
         try:
             if event.type == "survey.defined":
                 self.domain.survey_of(event.body, 0, event.seq)
@@ -157,7 +168,11 @@ class MetricsProjection:
         """Counts per bucket (`kind/labels` -> day -> n) and the seq of each survey's definition in force."""
         out: dict[str, Any] = {_bucket_key(k): days for k, days in self.buckets.items()}
         out.update({f"survey/{sid}": seq for sid, seq in self.surveys.items()})
-        return out
+        return add_states(out, self.absorbed) if self.absorbed else out
+
+    def absorb(self, state: Mapping[str, Any]) -> None:
+        """Add the counts another replay shard made (counts add up; a survey's latest definition wins)."""
+        self.absorbed = add_states(self.absorbed, state)
 
     async def live_state(self, conn: asyncpg.Connection) -> Mapping[str, Any] | None:
         """The live tables summed over partitions, in the same shape."""
@@ -170,6 +185,20 @@ class MetricsProjection:
         out: dict[str, Any] = {_bucket_key(k): days for k, days in merged.items()}
         out.update({f"survey/{sid}": s.seq for sid, s in (await metrics_store.surveys(conn)).items()})
         return out
+
+
+def add_states(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Two metrics states as one: per-day counts added, survey seqs the later of the two."""
+    out = dict(a)
+    for key, value in b.items():
+        held = out.get(key)
+        if held is None:
+            out[key] = dict(value) if isinstance(value, dict) else value
+        elif isinstance(value, dict):
+            out[key] = {day: held.get(day, 0) + value.get(day, 0) for day in set(held) | set(value)}
+        else:
+            out[key] = max(held, value)
+    return out
 
 
 def _bucket_key(key: tuple[str, tuple[str, ...]]) -> str:

@@ -27,6 +27,7 @@ class Difference:
     projection: str
     subject: str
     detail: str
+    seq: int | None = None  # where in the history it was found (None: at the end, or in the live state)
 
     def __str__(self) -> str:
         return f"{self.subject} ({self.projection}): {self.detail}"
@@ -48,6 +49,9 @@ class Projection(Protocol):
 
     def state(self) -> Mapping[str, Any]:
         """The rebuilt state, keyed by subject (or another stable key), comparable with `live_state`."""
+
+    def absorb(self, state: Mapping[str, Any]) -> None:
+        """Take in the state a parallel replay shard rebuilt from its share of the subjects."""
 
     async def live_state(self, conn: asyncpg.Connection) -> Mapping[str, Any] | None:
         """The live service's state in the same shape, or None when there is nothing to compare."""
@@ -81,6 +85,10 @@ class SubjectVersions:
     def state(self) -> Mapping[str, Any]:
         """The current version of every subject."""
         return self.versions
+
+    def absorb(self, state: Mapping[str, Any]) -> None:
+        """Take in another shard's subjects."""
+        self.versions.update(state)
 
     async def live_state(self, conn: asyncpg.Connection) -> Mapping[str, Any] | None:
         """Nothing to compare: the history itself is the live state."""

@@ -13,7 +13,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,9 @@ from services.common.eventstore import GENESIS, StoredEvent, chain_hash, digest
 Progress = Callable[[int, int], None]
 QUERY = ("SELECT seq, id, subject, version, type, time, recorded_at, body::text AS body, raw, digest, prev_hash, "
          "hash FROM events WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2")
+# One shard's share of the subjects (a subject's events all fall in one shard, in seq order).
+SHARD_QUERY = ("SELECT seq, id, subject, version, type, time, recorded_at, body::text AS body FROM events "
+               "WHERE seq > $1 AND seq <= $3 AND abs(hashtext(subject) % $4) = $5 ORDER BY seq LIMIT $2")
 LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM events WHERE $1::timestamptz IS NULL OR recorded_at <= $1"
 
 
@@ -47,6 +50,7 @@ class ReplaySummary:
     compared: list[str] = field(default_factory=list)
     projections: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    timings: Counter[str] = field(default_factory=Counter)  # seconds spent in the chain check and each projection
 
     @property
     def ok(self) -> bool:
@@ -67,7 +71,7 @@ def check_link(row: asyncpg.Record, body: dict[str, Any], chain: ChainState) -> 
     elif chain_hash(chain.prev, row["seq"], row["id"], d, raw) != bytes(row["hash"]):
         problem = f"event {row['id']} (seq {row['seq']}) was edited: its hash does not match its contents"
     chain.prev, chain.expected_seq = bytes(row["hash"]), row["seq"] + 1
-    return Difference("chain", row["subject"], problem) if problem else None
+    return Difference("chain", row["subject"], problem, row["seq"]) if problem else None
 
 
 def _event(row: asyncpg.Record, body: dict[str, Any]) -> StoredEvent:
@@ -75,17 +79,28 @@ def _event(row: asyncpg.Record, body: dict[str, Any]) -> StoredEvent:
                        row["recorded_at"], body)
 
 
-def _apply_row(row: asyncpg.Record, projections: list[Projection], chain: ChainState,
+def _apply_row(row: asyncpg.Record, projections: list[Projection], chain: ChainState | None,
                summary: ReplaySummary) -> None:
     body = json.loads(row["body"])
-    broken = check_link(row, body, chain)
-    if broken is not None:
-        summary.differences.append(broken)
+    clock = time.perf_counter()
+    if chain is not None:
+        broken = check_link(row, body, chain)
+        if broken is not None:
+            summary.differences.append(broken)
+        clock = _lap(summary, "chain", clock)
     event = _event(row, body)
     summary.events += 1
     summary.by_type[event.type] += 1
     for projection in projections:
-        summary.differences.extend(projection.apply(event))
+        for found in projection.apply(event):
+            summary.differences.append(found if found.seq is not None else replace(found, seq=event.seq))
+        clock = _lap(summary, projection.name, clock)
+
+
+def _lap(summary: ReplaySummary, name: str, since: float) -> float:
+    now = time.perf_counter()
+    summary.timings[name] += now - since
+    return now
 
 
 async def replay(conn: asyncpg.Connection, projections: list[Projection], until: datetime | None = None,
@@ -93,25 +108,39 @@ async def replay(conn: asyncpg.Connection, projections: list[Projection], until:
     """Replay the history through `projections`; compare with live state unless `until` is given."""
     started = time.monotonic()
     summary = ReplaySummary(projections=[p.name for p in projections])
-    total = int(await conn.fetchval(LAST_SEQ, until))
-    for projection in projections:
-        await projection.prepare(conn)
-    chain, after = ChainState(), 0
-    while rows := await conn.fetch(QUERY, after, batch, total):
-        for row in rows:
-            _apply_row(row, projections, chain, summary)
-        after = rows[-1]["seq"]
-        if progress is not None:
-            progress(summary.events, total)
-    for projection in projections:
-        summary.differences.extend(projection.finish())
+    total = await last_seq(conn, until)
+    await apply_history(conn, projections, summary, total, batch, progress)
     if until is None:
-        await _compare_live(conn, projections, summary)
+        await compare_live(conn, projections, summary)
     summary.seconds = time.monotonic() - started
     return summary
 
 
-async def _compare_live(conn: asyncpg.Connection, projections: list[Projection], summary: ReplaySummary) -> None:
+async def last_seq(conn: asyncpg.Connection, until: datetime | None) -> int:
+    """The seq the replay reads up to: the last event recorded at or before `until` (or the last of all)."""
+    return int(await conn.fetchval(LAST_SEQ, until))
+
+
+async def apply_history(conn: asyncpg.Connection, projections: list[Projection], summary: ReplaySummary,
+                        total: int, batch: int, progress: Progress | None = None,
+                        shard: tuple[int, int] | None = None) -> None:
+    """Feed the history up to seq `total` through the projections; the chain is checked unless sharded."""
+    for projection in projections:
+        await projection.prepare(conn)
+    chain, after = (ChainState() if shard is None else None), 0
+    query, extra = (QUERY, ()) if shard is None else (SHARD_QUERY, shard)
+    while rows := await conn.fetch(query, after, batch, total, *extra):
+        for row in rows:
+            _apply_row(row, projections, chain, summary)
+        after = rows[-1]["seq"]
+        if progress is not None:
+            progress(after, total)
+    for projection in projections:
+        summary.differences.extend(projection.finish())
+
+
+async def compare_live(conn: asyncpg.Connection, projections: list[Projection], summary: ReplaySummary) -> None:
+    """Compare every projection that has a live counterpart with it; differences go into the summary."""
     for projection in projections:
         live = await projection.live_state(conn)
         if live is None:
@@ -127,6 +156,8 @@ def render_summary(summary: ReplaySummary, limit: int = 20) -> str:
     lines += [f"  {t}: {n}" for t, n in sorted(summary.by_type.items())]
     lines.append(f"projections rebuilt: {', '.join(summary.projections) or '-'}; "
                  f"compared with live: {', '.join(summary.compared) or '-'}")
+    if summary.timings:
+        lines.append("time spent: " + ", ".join(f"{name} {s:.1f} s" for name, s in summary.timings.most_common()))
     if summary.ok:
         lines.append("hash chain intact; every derived event re-derived; no differences")
         return "\n".join(lines) + "\n"

@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import TextIO
 
 from services.audit import store
+from services.audit.parallel import replay_parallel
 from services.audit.projections import build_projections
 from services.audit.replay import Progress, ReplaySummary, render_summary, replay
+from services.common.errors import ConfigurationError
 from services.common.settings import Settings
 
 HELP = ("rebuild every projection from the recorded history, verify its hash chain and every derived event, "
@@ -31,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", type=_instant, default=None,
                         help="replay only the history recorded up to this time (RFC 3339); live state is not compared")
     parser.add_argument("--batch", type=int, default=5000, help="events read per query")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="rebuild the projections on this many processes (plus one checking the chain)")
 
 
 def progress_bar(out: TextIO) -> Progress:
@@ -43,10 +47,13 @@ def progress_bar(out: TextIO) -> Progress:
     return draw
 
 
-async def run_replay(settings: Settings, until: datetime | None, batch: int, show_progress: bool) -> ReplaySummary:
+async def run_replay(settings: Settings, until: datetime | None, batch: int, show_progress: bool,
+                     workers: int = 1) -> ReplaySummary:
     """Replay the history of the configured database through every available projection."""
     conn = await store.connect(settings.require_database())
     try:
+        if workers > 1:
+            return await replay_parallel(conn, settings, until, batch, workers)
         progress = progress_bar(sys.stdout) if show_progress else None
         summary = await replay(conn, build_projections(settings), until, batch, progress)
         if show_progress:
@@ -57,6 +64,9 @@ async def run_replay(settings: Settings, until: datetime | None, batch: int, sho
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    summary = asyncio.run(run_replay(settings.with_running_system(), args.until, args.batch, sys.stdout.isatty()))
+    if args.workers < 1 or args.batch < 1:
+        raise ConfigurationError("--workers and --batch must be at least 1")
+    summary = asyncio.run(run_replay(settings.with_running_system(), args.until, args.batch, sys.stdout.isatty(),
+                                     args.workers))
     sys.stdout.write(render_summary(summary))
     return 0 if summary.ok else 1

@@ -168,10 +168,10 @@ async def _edit_committed(url: str, event_id: str, body: dict[str, Any]) -> None
 
 
 def _replay_cli(url: str, capsys: pytest.CaptureFixture[str], settings: Settings,
-                until: datetime | None = FAR_FUTURE) -> tuple[int, str]:
+                until: datetime | None = FAR_FUTURE, workers: int = 1) -> tuple[int, str]:
     """Replay through the command (history only: no services ran on this database, so no live state)."""
     own = replace(settings, database_url=url)
-    code = replay_cli.run(argparse.Namespace(until=until, batch=4), own)
+    code = replay_cli.run(argparse.Namespace(until=until, batch=4, workers=workers), own)
     return code, capsys.readouterr().out
 
 
@@ -190,11 +190,14 @@ def test_replay_passes_an_intact_history_and_catches_one_edited_event(
     asyncio.run(_edit_committed(own_db, edited["id"], changed))
     try:
         code, out = _replay_cli(own_db, capsys, settings)
+        code_parallel, out_parallel = _replay_cli(own_db, capsys, settings, workers=2)
     finally:
         asyncio.run(_edit_committed(own_db, edited["id"], original))
-    assert code == 1
-    assert f"first differing case: {cases[1]}" in out
-    assert f"{cases[1]} (chain): event {edited['id']}" in out and "was edited" in out
+    for code, out in ((code, out), (code_parallel, out_parallel)):
+        assert code == 1
+        assert f"first differing case: {cases[1]}" in out
+        assert f"{cases[1]} (chain): event {edited['id']}" in out and "was edited" in out
+    assert "complaint.received: 3" in out_parallel and "deadline.scheduled: 6" in out_parallel
     assert _replay_cli(own_db, capsys, settings)[0] == 0
 
 
