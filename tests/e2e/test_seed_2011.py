@@ -79,7 +79,8 @@ def test_a_year_like_seed_2011_through_the_live_services_reproduces_the_seed_rep
         replayed = _replay_until_services_caught_up(up)
         assert replayed.returncode == 0, replayed.stdout + replayed.stderr
         assert "complaint.received: 60" in replayed.stdout and "compliment.received: 131" in replayed.stdout
-        assert "compared with live: escalation, metrics" in replayed.stdout
+        compared = replayed.stdout.split("compared with live: ")[1].splitlines()[0].split(", ")
+        assert {"escalation", "metrics"} <= set(compared)
 
         story = up.cli("history", f"{prefix}-case-07")  # the one late acknowledgement
         assert story.returncode == 0, story.stderr

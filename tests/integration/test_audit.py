@@ -26,34 +26,39 @@ from services.common.embedded import EmbeddedPostgres
 from services.common.eventstore import NewEvent, canonical, chain_hash, digest
 from services.common.settings import Settings
 from services.escalation import domain as escalation
+from services.learning import domain as learning
 from services.deadlines.procedures import load_book
 from tests.helpers import cloudevent, unique
 
 FAR_FUTURE = datetime(2999, 1, 1, tzinfo=timezone.utc)
 
 
-def complaint_story(case: str, start: datetime, ack_days: int, reply_days: int) -> list[dict[str, Any]]:
-    """A dundee-2011 complaint: received, acknowledged, responded (upheld)."""
+def complaint_story(case: str, start: datetime, ack_days: int, reply_days: int,
+                    closed: bool = False) -> list[dict[str, Any]]:
+    """A dundee-2011 complaint: received, acknowledged, responded (upheld), and closed if asked."""
     def at(days: int) -> str:
         return (start + timedelta(days=days)).isoformat()
     return [cloudevent("complaint.received", case, at(0), {"service_area": "community_care", "channel": "phone",
                                                             "stage": "level1", "serious": False,
                                                             "procedure": "dundee-2011", "themes": ["delay"]}),
             cloudevent("complaint.acknowledged", case, at(ack_days), {"stage": "level1"}),
-            cloudevent("complaint.responded", case, at(reply_days), {"stage": "level1", "outcome": "upheld"})]
+            cloudevent("complaint.responded", case, at(reply_days), {"stage": "level1", "outcome": "upheld"}),
+            *([cloudevent("complaint.closed", case, at(reply_days + 1), {})] if closed else [])]
 
 
 async def record_as_live(conn: asyncpg.Connection, inbound: list[dict[str, Any]]) -> None:
-    """Append each inbound event and what escalation's domain derives from it, as the live services do."""
-    book, states = load_book(), {}
+    """Append each inbound event and what escalation's and learning's domains derive from it, as live does."""
+    book = load_book()
+    states: dict[tuple[str, str], Any] = {}
     for body in inbound:
         async with conn.transaction():
             await eventstore.append(conn, [NewEvent(body, canonical(body))])
-        decision = escalation.decide(states.get(body["subject"]), body, book)
-        states[body["subject"]] = decision.state
-        if decision.derived:
-            async with conn.transaction():
-                await eventstore.append(conn, [NewEvent(d) for d in decision.derived])
+        for name, domain in (("escalation", escalation), ("learning", learning)):
+            decision = domain.decide(states.get((name, body["subject"])), body, book)
+            states[(name, body["subject"])] = decision.state
+            if decision.derived:
+                async with conn.transaction():
+                    await eventstore.append(conn, [NewEvent(d) for d in decision.derived])
 
 
 async def _record(url: str, inbound: list[dict[str, Any]]) -> None:
@@ -179,11 +184,14 @@ def test_replay_passes_an_intact_history_and_catches_one_edited_event(
         own_db: str, settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     cases = [unique("case") for _ in range(3)]
     start = datetime(2011, 2, 1, 10, tzinfo=timezone.utc)
-    stories = [complaint_story(c, start + timedelta(days=i), 1 + i, 5 + 10 * i) for i, c in enumerate(cases)]
+    stories = [complaint_story(c, start + timedelta(days=i), 1 + i, 5 + 10 * i, closed=i == 0)
+               for i, c in enumerate(cases)]
     asyncio.run(_fresh_history(own_db, [e for story in stories for e in story]))
     code, out = _replay_cli(own_db, capsys, settings)
     assert code == 0, out
-    assert "complaint.received: 3" in out and "deadline.scheduled: 6" in out and "no differences" in out
+    assert "complaint.received: 3" in out and "deadline.scheduled: 7" in out and "no differences" in out
+    # 6 complaint deadlines (dundee level1: acknowledge, respond) and the closed case's learning deadline
+    assert "learning.stage.opened: 1" in out and "projections rebuilt: history, escalation, learning, metrics" in out
     edited = stories[1][2]  # case 2's response
     original = asyncio.run(_stored_body(own_db, edited["id"]))
     changed = {**original, "data": {**original["data"], "outcome": "not_upheld"}}
@@ -197,7 +205,7 @@ def test_replay_passes_an_intact_history_and_catches_one_edited_event(
         assert code == 1
         assert f"first differing case: {cases[1]}" in out
         assert f"{cases[1]} (chain): event {edited['id']}" in out and "was edited" in out
-    assert "complaint.received: 3" in out_parallel and "deadline.scheduled: 6" in out_parallel
+    assert "complaint.received: 3" in out_parallel and "deadline.scheduled: 7" in out_parallel
     assert _replay_cli(own_db, capsys, settings)[0] == 0
 
 
