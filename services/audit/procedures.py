@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 
@@ -29,23 +30,23 @@ BUILT_IN: dict[str, StageOrder] = {
 }
 
 
-@lru_cache(maxsize=1)
-def _shared_book() -> Any:
+@lru_cache(maxsize=4)
+def _shared_book(procedures_dir: Path | None) -> Any:
     try:  # the shared procedure files (issues 4/5); the built-in table serves until they load
         from services.deadlines.procedures import load_book
-        return load_book()
+        return load_book(procedures_dir)
     except Exception:  # missing module or an unreadable file: fall back rather than fail a report
         return None
 
 
-def _from_deadlines(procedure_id: str) -> StageOrder | None:
-    book = _shared_book()
+def _from_deadlines(procedure_id: str, procedures_dir: Path | None) -> StageOrder | None:
+    book = _shared_book(procedures_dir)
     procedure = book.current(procedure_id) if book is not None else None
     if procedure is None:
         return None
     return StageOrder(tuple(procedure.stage_ids()), procedure.serious_stage)
 
 
-def stage_order(procedure_id: str) -> StageOrder:
-    """The stage order of a procedure; an unknown procedure orders stages as they are seen."""
-    return _from_deadlines(procedure_id) or BUILT_IN.get(procedure_id) or StageOrder((), None)
+def stage_order(procedure_id: str, procedures_dir: Path | None = None) -> StageOrder:
+    """The stage order of a procedure (built-in files plus an operator folder); unknown: as stages are seen."""
+    return _from_deadlines(procedure_id, procedures_dir) or BUILT_IN.get(procedure_id) or StageOrder((), None)

@@ -3,8 +3,13 @@
 One pass in seq order, in batches (memory stays bounded by the batch plus the projections' state):
 each row's digest and chain link are recomputed as it is read (the same rule as
 `eventstore.verify_chain`), then every projection applies the event. `until` limits the replay to
-the history up to the last event recorded at or before that instant (a prefix in seq order); the live state is then not compared (it has moved on),
-but the chain and every re-derivation still are.
+the history up to the last event recorded at or before that instant (a prefix in seq order); the
+live state is then not compared (it has moved on), but the chain and every re-derivation still are.
+
+Run it when the services have caught up with the history (no traffic, or after it stopped): a
+service still applying the tail shows as a difference, since its tables lag the record. Derived
+events the domain expects but the history lacks (`finish`) likewise mean a service is behind or lost
+work. Per-projection time is kept, so the summary shows where a slow replay spends it.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from services.audit.procedures import stage_order
@@ -89,6 +90,7 @@ class ReportBuilder:
 
     period: Period
     default_procedure: str = "spso-mchp"
+    procedures_dir: Path | None = None
     complaints: dict[str, Complaint] = field(default_factory=dict)
     deadlines: dict[tuple[str, str, str], Deadline] = field(default_factory=dict)
     compliments: Counter[str] = field(default_factory=Counter)
@@ -191,7 +193,7 @@ def _received(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
         return
     data = body["data"]
     procedure = str(data.get("procedure") or b.default_procedure)
-    order = stage_order(procedure)
+    order = stage_order(procedure, b.procedures_dir)
     stage = order.serious_stage if data.get("serious") and order.serious_stage else str(data["stage"])
     b.complaints[str(body["subject"])] = Complaint(str(data["service_area"]), procedure, stage,
                                                   [str(t) for t in data.get("themes") or []])
@@ -202,7 +204,7 @@ def _escalated(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None
     if case is None:
         return
     to_stage = str(body["data"]["to_stage"])
-    order = stage_order(case.procedure)
+    order = stage_order(case.procedure, b.procedures_dir)
     if order.rank(to_stage) >= order.rank(case.stage) or not order.stages:
         case.stage = to_stage
     case.outcome = None

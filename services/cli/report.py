@@ -35,7 +35,7 @@ async def compute(settings: Settings, period: Period) -> dict[str, Any]:
     """The report over the history as it stood at the period's end."""
     conn = await store.connect(settings.require_database())
     try:
-        builder = ReportBuilder(period, settings.default_procedure)
+        builder = ReportBuilder(period, settings.default_procedure, settings.procedures_dir)
         async for bodies in store.bodies_until(conn, period.last_instant):
             builder.add_all(bodies)
         return builder.result()

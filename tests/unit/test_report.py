@@ -177,3 +177,9 @@ def test_markdown_reads_like_the_seed_annual_report() -> None:
     assert "The department recorded 131 compliments" in text
     assert "| 40 | 97.5% | 90% (+7.5%) | 84% (Scotland) |" in text
     assert "### Themes by service area" in text and "staff attitude" in text
+
+
+def test_an_unknown_procedure_takes_the_stage_of_the_latest_escalation() -> None:
+    history = [received("z", "2011-03-01T10:00:00+00:00", stage="triage", procedure="local-2011"),
+               ev("complaint.escalated", "z", "2011-03-10T10:00:00+00:00", {"to_stage": "panel"})]
+    assert build_report(history, YEAR)["complaints"]["by_stage"] == {"panel": 1}
