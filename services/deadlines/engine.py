@@ -57,6 +57,7 @@ class Applied:
     refusals: list[tuple[HistoryRecord, str]] = field(default_factory=list)
     stored: list[StoredEvent] = field(default_factory=list)
     cases: int = 0
+    states: dict[str, Any] = field(default_factory=dict)  # the changed cases' states after it
 
 
 @dataclass
@@ -105,6 +106,7 @@ async def _commit(tracker: Tracker[S], conn: asyncpg.Connection, cases: dict[str
     changed = {s: c for s, c in cases.items() if c.changed and c.state is not None}
     await _save(tracker, conn, changed)
     out.cases = len(changed)
+    out.states = {s: c.state for s, c in changed.items()}
     return out
 
 

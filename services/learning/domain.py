@@ -1,0 +1,246 @@
+"""Learning's pure domain: a learning stage after every closure, its action plan and its deadline.
+
+Contract for `casefeedback replay` (same shape as `services.escalation.domain`): call
+`decide(state, body, book)` for every history event of a subject in seq order (state None at
+first); it fires the case's learning timers due by the event's `time`, then applies the event,
+and returns the new state, the derived bodies (deterministic ids) and a refusal (None here: learning
+never refuses; early events are held). `fire_due(state, until)` fires what is due. Recorded
+`deadline.warning` / `learning.stage.overdue` events of this service mark the firing as done.
+
+Rules (seed 004): every `complaint.closed` after the complaint was received or reopened
+(`complaint.escalated`) opens a new learning stage due `learning.days` counted in the procedure's
+learning calendar from the closure; earlier stages stay in the record. Actions and plan
+submissions apply to the latest open stage; with no open stage they are *held* in the state and
+retried after each later event of the case (the worker dead-letters held events as
+`out_of_order` once the grace time has passed by the wall clock and drops them from the state;
+that drop is not in the history, so a replay keeps them held: the one place replay can differ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from services.deadlines import timers
+from services.deadlines.procedures import ProcedureBook
+from services.deadlines.timers import Deadline
+
+SOURCE = "casefeedback/learning"
+STAGE = "learning"
+KIND = "learning"
+FIRING_TYPES = {"warning": "deadline.warning", "breach": "learning.stage.overdue"}
+HELD_TYPES = ("learning.action.added", "learning.action.completed", "learning.plan.submitted")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One action of a learning plan."""
+
+    action_id: str
+    level: str
+    completed: bool = False
+
+
+@dataclass(frozen=True)
+class LearningStage:
+    """One learning stage, opened by one closure."""
+
+    deadline: Deadline
+    opened: datetime
+    actions: tuple[Action, ...] = ()
+    submitted: datetime | None = None
+    incomplete_actions: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.submitted is None
+
+
+@dataclass(frozen=True)
+class CaseLearning:
+    """What learning knows of one complaint."""
+
+    subject: str
+    procedure: str
+    service_area: str
+    closed: bool = False
+    stages: tuple[LearningStage, ...] = ()
+    held: tuple[dict[str, Any], ...] = ()
+
+    def open_stage(self) -> LearningStage | None:
+        """The latest stage if it is still open."""
+        return self.stages[-1] if self.stages and self.stages[-1].is_open else None
+
+    def deadlines(self) -> list[Deadline]:
+        """Every learning stage's deadline (the timer rows)."""
+        return [s.deadline for s in self.stages]
+
+
+@dataclass
+class Decision:
+    """The state after an event and the events it derived (learning never refuses)."""
+
+    state: CaseLearning | None
+    derived: list[dict[str, Any]] = field(default_factory=list)
+    refusal: str | None = None
+
+
+def _time(body: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(body["time"]).replace("Z", "+00:00"))
+
+
+def _emit(state: CaseLearning, type_: str, d: Deadline, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
+    return timers.derived_event(SOURCE, type_, state.subject, at, data, d.key, d.due)
+
+
+def _with_latest(state: CaseLearning, stage: LearningStage) -> CaseLearning:
+    return replace(state, stages=(*state.stages[:-1], stage))
+
+
+def fire_due(state: CaseLearning, until: datetime) -> tuple[CaseLearning, list[dict[str, Any]]]:
+    """Warn and mark overdue every learning deadline due at or before `until`."""
+    fired = timers.fire_all(state.deadlines(), until)
+    stages = tuple(replace(s, deadline=d) for s, d in zip(state.stages, fired.deadlines, strict=True))
+    new = replace(state, stages=stages)
+    out = []
+    for d, kind, at in fired.firings:
+        data = timers.deadline_data(d) if kind == "warning" else {"due": d.due.isoformat()}
+        out.append(_emit(new, FIRING_TYPES[kind], d, at, data))
+    return new, out
+
+
+def on_received(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
+    """Know the case's procedure (for its learning calendar) and service area."""
+    data = body["data"]
+    procedure = book.current(data.get("procedure"))
+    if (state is not None and state.procedure) or procedure is None:
+        return Decision(state)
+    held = state.held if state is not None else ()
+    return Decision(CaseLearning(str(body["subject"]), procedure.key, str(data["service_area"]), held=held))
+
+
+def on_closed(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> Decision:
+    """A closure (the first, or after a reopening) opens a learning stage with its deadline."""
+    if state.closed or not state.procedure:
+        return Decision(state)
+    procedure, at = book.get(state.procedure), _time(body)
+    calendar = procedure.learning_calendar()
+    due = calendar.due_after(at, procedure.learning.days)
+    deadline = timers.schedule(STAGE, KIND, len(state.stages) + 1, due,
+                               calendar.warning_before(due, procedure.warning_lead), at)
+    state = replace(state, closed=True, stages=(*state.stages, LearningStage(deadline, at)))
+    return Decision(state, [_emit(state, "learning.stage.opened", deadline, at, {"due": due.isoformat()}),
+                            _emit(state, "deadline.scheduled", deadline, at, timers.deadline_data(deadline))])
+
+
+def on_reopened(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> Decision:
+    """An escalation after closure reopens the complaint: its next closure opens a new stage."""
+    return Decision(replace(state, closed=False))
+
+
+def on_action_added(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> Decision | None:
+    """Add an action to the open stage's plan (None: no open stage, hold it)."""
+    stage, data = state.open_stage(), body["data"]
+    if stage is None:
+        return None
+    if any(a.action_id == data["action_id"] for a in stage.actions):
+        return Decision(state)
+    action = Action(str(data["action_id"]), str(data["level"]))
+    return Decision(_with_latest(state, replace(stage, actions=(*stage.actions, action))))
+
+
+def on_action_completed(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> Decision | None:
+    """Mark an action of the open stage completed (None: not known yet, hold it)."""
+    stage, action_id = state.open_stage(), body["data"]["action_id"]
+    if stage is None or not any(a.action_id == action_id for a in stage.actions):
+        return None
+    actions = tuple(replace(a, completed=True) if a.action_id == action_id else a for a in stage.actions)
+    return Decision(_with_latest(state, replace(stage, actions=actions)))
+
+
+def on_plan_submitted(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> Decision | None:
+    """The plan is returned: the stage completes (late or not), incomplete actions recorded."""
+    stage, at = state.open_stage(), _time(body)
+    if stage is None:
+        return None
+    met = timers.meet(stage.deadline, at)
+    incomplete = sum(not a.completed for a in stage.actions)
+    state = _with_latest(state, replace(stage, deadline=met, submitted=at, incomplete_actions=incomplete))
+    late = bool(met.late)
+    return Decision(state, [
+        _emit(state, "learning.stage.completed", met, at, {"due": met.due.isoformat(), "late": late}),
+        _emit(state, "deadline.met", met, at, timers.deadline_data(met, late=late))])
+
+
+def on_recorded_firing(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> Decision:
+    """A warning or overdue event the history shows this service raised: mark it fired."""
+    if body.get("source") != SOURCE:
+        return Decision(state)
+    due, overdue = datetime.fromisoformat(str(body["data"]["due"])), body["type"] == "learning.stage.overdue"
+    stages = tuple(replace(s, deadline=replace(s.deadline, warned=True, breached=s.deadline.breached or overdue))
+                   if s.deadline.due == due and s.deadline.is_open else s for s in state.stages)
+    return Decision(replace(state, stages=stages))
+
+
+Handler = Callable[[CaseLearning, dict[str, Any], ProcedureBook], Decision | None]
+
+# The table of contents: event type -> what it does to a known case (None from a handler: hold).
+HANDLERS: dict[str, Handler] = {
+    "complaint.closed": on_closed,
+    "complaint.escalated": on_reopened,
+    "learning.action.added": on_action_added,
+    "learning.action.completed": on_action_completed,
+    "learning.plan.submitted": on_plan_submitted,
+    "deadline.warning": on_recorded_firing,
+    "learning.stage.overdue": on_recorded_firing,
+}
+
+
+def _apply(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> tuple[Decision, bool]:
+    decision = HANDLERS[str(body["type"])](state, body, book)
+    if decision is None:
+        return Decision(state), False
+    return decision, True
+
+
+def _retry_held(state: CaseLearning, book: ProcedureBook) -> Decision:
+    derived: list[dict[str, Any]] = []
+    progress = True
+    while progress and state.held:
+        progress = False
+        for held in state.held:
+            decision, done = _apply(replace(state, held=()), held, book)
+            if done and decision.state is not None:
+                rest = tuple(h for h in state.held if h is not held)
+                state, progress = replace(decision.state, held=rest), True
+                derived += decision.derived
+                break
+    return Decision(state, derived)
+
+
+def decide(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
+    """Apply one history event to a case (see the module docstring for the contract)."""
+    type_ = str(body.get("type"))
+    if type_ == "complaint.received":
+        return on_received(state, body, book)
+    if type_ not in HANDLERS:
+        return Decision(state)
+    if state is None:
+        if type_ not in HELD_TYPES:
+            return Decision(None)
+        state = CaseLearning(str(body["subject"]), "", "")
+    state, fired = fire_due(state, _time(body))
+    decision, done = _apply(state, body, book)
+    assert decision.state is not None
+    if not done:
+        return Decision(replace(state, held=(*state.held, body)), fired)
+    retried = _retry_held(decision.state, book)
+    assert retried.state is not None
+    return Decision(retried.state, fired + decision.derived + retried.derived)
+
+
+def drop_held(state: CaseLearning) -> tuple[CaseLearning, list[dict[str, Any]]]:
+    """The state without its held events, and those events (to dead-letter as out_of_order)."""
+    return replace(state, held=()), list(state.held)
