@@ -20,6 +20,7 @@ from typing import Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
+from services.common.errors import ConfigurationError
 from services.deadlines.calendar import REGIONS, Calendar, CalendarKind, DayOne
 
 BUILT_IN = Path(__file__).parent / "procedures"
@@ -27,7 +28,7 @@ Days = StrictInt
 Ident = Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_\-]+$")
 
 
-class ProcedureError(Exception):
+class ProcedureError(ConfigurationError):
     """A procedure file or reference that cannot be used, with what to fix."""
 
 

@@ -25,7 +25,7 @@ from services.common.settings import Settings
 from services.common.worker import Background, HistoryRecord, HistoryWorker
 from services.deadlines import engine, store
 from services.deadlines.engine import Applied, Tracker
-from services.deadlines.procedures import ProcedureBook, load_book
+from services.deadlines.procedures import ProcedureBook, ProcedureError, load_book
 
 log = logging.getLogger(__name__)
 GAUGE_REFRESH_S = 2.0
@@ -60,10 +60,19 @@ class TrackingWorker(HistoryWorker):
         self.owned -= {tp.partition for tp in partitions if tp.topic == TOPIC_EVENTS}
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[HistoryRecord]) -> None:
-        applied = await engine.apply(self.tracker(), conn, events)
+        applied = await self.apply_cases(conn, events)
         self.observe(applied)
         if applied.refusals:
             await send_deadletters(self.producer, [_letter(event, why) for event, why in applied.refusals])
+
+    async def apply_cases(self, conn: asyncpg.Connection, events: Sequence[HistoryRecord]) -> Applied:
+        """Apply through the engine; a case under a procedure version another worker stored is retried once
+        after reading the stored documents (nothing is written before the domain has decided)."""
+        try:
+            return await engine.apply(self.tracker(), conn, events)
+        except ProcedureError:
+            await store.load_procedures(conn, self.book)
+            return await engine.apply(self.tracker(), conn, events)
 
     def observe(self, applied: Applied) -> None:
         """Count what an apply or tick stored (counters of this worker only)."""

@@ -21,7 +21,6 @@ import asyncpg
 from schemas.registry import TOPIC_EVENTS
 from services.common.deadletter import deadletter_value, send_deadletters
 from services.common.worker import Background, HistoryRecord
-from services.deadlines import engine
 from services.deadlines.engine import Tracker
 from services.deadlines.worker import TrackingWorker, _sleep
 from services.escalation.metrics import DEFAULT_SERVICE_AREAS, fold
@@ -42,7 +41,7 @@ class LearningWorker(TrackingWorker):
         return self._tracker
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[HistoryRecord]) -> None:
-        applied = await engine.apply(self.tracker(), conn, events)
+        applied = await self.apply_cases(conn, events)
         held = sorted({str(e.body["subject"]) for e in events if e.type in HOLD_TRIGGERS})
         if held:
             grace = timedelta(seconds=self.settings.out_of_order_grace_s)
