@@ -113,3 +113,18 @@ def test_replay_gives_the_same_state_and_ids() -> None:
     first, second = run(events), run(events)
     assert first == second
     assert first[0] is not None and codec.decode(codec.encode(first[0])) == first[0]
+
+
+def test_patterns_count_themes_and_actions_by_service_area() -> None:
+    from services.learning.patterns import patterns
+
+    other = ev("complaint.received", "2026-03-02T09:15:00+00:00", subject="case-2", service_area="housing",
+               channel="web", stage="stage1", serious=False, themes=["delay", "delay", "staff_attitude"])
+    result = patterns([
+        RECEIVED, other,
+        ev("learning.action.added", "2026-04-02T10:00:00+01:00", action_id="a1", level="local", description="x"),
+        ev("learning.action.added", "2026-04-02T10:00:00+01:00", action_id="a1", level="local", description="x"),
+        ev("learning.action.completed", "2026-04-03T10:00:00+01:00", action_id="a1"),
+        ev("learning.action.completed", "2026-04-03T10:00:00+01:00", subject="case-2", action_id="zz")])
+    assert result == {"themes": {"community_care": {"staff_attitude": 1}, "housing": {"delay": 1, "staff_attitude": 1}},
+                      "learning_actions": {"community_care": {"local.completed": 1, "local.opened": 1}}}
