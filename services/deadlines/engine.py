@@ -12,7 +12,9 @@ same two operations:
   time when that event is applied, so a late-arriving act is not preceded by a wall-clock breach),
   fire the rest at `now`, append and save in one transaction.
 
-Lock order is always case row, then its timer rows, so the two never deadlock.
+Lock order is always: case rows (in subject order), then the history's `chain_head` (append), then
+the cases' timer rows, so the consumer and the tick never deadlock. A caller must not append to
+the history earlier in the same transaction (that would take `chain_head` before case rows).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Applied:
     refusals: list[tuple[HistoryRecord, str]] = field(default_factory=list)
     stored: list[StoredEvent] = field(default_factory=list)
     cases: int = 0
+    duplicates: int = 0  # derived events the history already held (re-derived: a retried transaction)
     states: dict[str, Any] = field(default_factory=dict)  # the changed cases' states after it
 
 
@@ -102,7 +105,8 @@ def _apply_one(tracker: Tracker[S], cases: dict[str, _Case[S]], event: HistoryRe
 async def _commit(tracker: Tracker[S], conn: asyncpg.Connection, cases: dict[str, _Case[S]],
                   derived: list[dict[str, Any]], out: Applied) -> Applied:
     if derived:
-        out.stored = (await eventstore.append(conn, [NewEvent(b) for b in derived])).stored
+        result = await eventstore.append(conn, [NewEvent(b) for b in derived])
+        out.stored, out.duplicates = result.stored, len(result.duplicates)
     changed = {s: c for s, c in cases.items() if c.changed and c.state is not None}
     await _save(tracker, conn, changed)
     out.cases = len(changed)

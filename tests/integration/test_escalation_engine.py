@@ -1,0 +1,70 @@
+"""The shared engine on the real database: concurrent ticks and a tick racing the consumer derive each
+warning and breach once, by row locks and deadline flags (not merely by the history's id de-duplication)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from services.common import eventstore
+from services.common.worker import HistoryRecord
+from services.deadlines import engine
+from services.deadlines.engine import Applied
+from services.deadlines.procedures import load_book
+from services.escalation import adapters
+from services.escalation.domain import SOURCE
+from tests.helpers import cloudevent, unique
+from tests.integration.test_escalation_support import derived, received
+
+PARTITION = 97  # no running worker owns it: only this test's ticks see these cases
+TRACKER = adapters.tracker(load_book())
+
+
+async def _accept_and_apply(pool: asyncpg.Pool, events: list[dict[str, Any]]) -> Applied:
+    """Accept as intake does (its own transaction), then apply as the worker does (case rows locked first)."""
+    async with pool.acquire() as conn, conn.transaction():
+        new = [eventstore.NewEvent(e, json.dumps(e).encode()) for e in events]
+        stored = (await eventstore.append(conn, new)).stored
+    async with pool.acquire() as conn, conn.transaction():
+        return await engine.apply(TRACKER, conn, [HistoryRecord(s.seq, PARTITION, s.body) for s in stored])
+
+
+async def _tick(pool: asyncpg.Pool) -> Applied:
+    async with pool.acquire() as conn:
+        return await engine.tick(TRACKER, conn, [PARTITION], datetime.now(UTC), limit=7)
+
+
+async def _tick_until_idle(pool: asyncpg.Pool) -> list[Applied]:
+    done: list[Applied] = []
+    while (applied := await _tick(pool)).cases:
+        done.append(applied)
+    return done
+
+
+async def test_two_ticks_racing_fire_each_deadline_once_without_even_trying_twice(pool: asyncpg.Pool) -> None:
+    cases = [unique("race") for _ in range(40)]
+    await _accept_and_apply(pool, [received(c, "2026-03-02T09:15:00+00:00") for c in cases])
+    results = await asyncio.gather(_tick_until_idle(pool), _tick_until_idle(pool))
+    applied = [a for rounds in results for a in rounds]
+    assert sum(len(a.stored) for a in applied) == 2 * len(cases)  # a warning and a breach each
+    assert sum(a.duplicates for a in applied) == 0
+    for case in cases:
+        assert [e["type"] for e in await derived(pool, case, SOURCE)] == [
+            "deadline.scheduled", "deadline.warning", "deadline.breached"]
+
+
+async def test_a_tick_racing_the_consumer_fires_once_and_the_late_act_is_met_once(pool: asyncpg.Pool) -> None:
+    cases = [unique("race") for _ in range(40)]
+    await _accept_and_apply(pool, [received(c, "2026-03-02T09:15:00+00:00") for c in cases])
+    late = [cloudevent("complaint.responded", c, "2026-03-20T10:00:00+00:00", {"stage": "stage1", "outcome": "upheld"})
+            for c in cases]
+    ticks, applied = await asyncio.gather(_tick_until_idle(pool), _accept_and_apply(pool, late))
+    assert applied.duplicates + sum(t.duplicates for t in ticks) == 0
+    for case in cases:
+        assert [e["type"] for e in await derived(pool, case, SOURCE)] == [
+            "deadline.scheduled", "deadline.warning", "deadline.breached", "deadline.met"]
+    assert await _tick_until_idle(pool) == []
