@@ -56,7 +56,7 @@ class Tracker(Generic[S]):
 class Applied:
     """What one apply or tick did."""
 
-    refusals: list[tuple[HistoryRecord, str]] = field(default_factory=list)
+    refusals: list[tuple[HistoryRecord, str, str]] = field(default_factory=list)  # event, reason, detail
     stored: list[StoredEvent] = field(default_factory=list)
     cases: int = 0
     duplicates: int = 0  # derived events the history already held (re-derived: a retried transaction)
@@ -90,9 +90,13 @@ def _apply_one(tracker: Tracker[S], cases: dict[str, _Case[S]], event: HistoryRe
     case = cases.setdefault(subject, _Case(None, event.partition, 0))
     if event.seq <= case.last_seq:
         return
-    decision = tracker.decide(case.state, event.body)
+    try:
+        decision = tracker.decide(case.state, event.body)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a malformed history body: never a crash
+        out.refusals.append((event, "invalid_data", f"{event.type} cannot be applied: {type(exc).__name__} {exc}"))
+        return
     if decision.refusal:
-        out.refusals.append((event, decision.refusal))
+        out.refusals.append((event, "not_allowed", decision.refusal))
     if decision.state is None:
         return
     if event.body.get("source") != tracker.source:

@@ -63,7 +63,8 @@ class TrackingWorker(HistoryWorker):
         applied = await self.apply_cases(conn, events)
         self.observe(applied)
         if applied.refusals:
-            await send_deadletters(self.producer, [_letter(event, why) for event, why in applied.refusals])
+            letters = [_letter(event, reason, why) for event, reason, why in applied.refusals]
+            await send_deadletters(self.producer, letters)
 
     async def apply_cases(self, conn: asyncpg.Connection, events: Sequence[HistoryRecord]) -> Applied:
         """Apply through the engine; a case under a procedure version another worker stored is retried once
@@ -117,9 +118,9 @@ class TrackingWorker(HistoryWorker):
         return {"owned_partitions": sorted(self.owned), "ticks": self.ticks}
 
 
-def _letter(event: HistoryRecord, why: str) -> dict[str, Any]:
+def _letter(event: HistoryRecord, reason: str, why: str) -> dict[str, Any]:
     value = json.dumps(event.body).encode()
-    return deadletter_value("not_allowed", why, TOPIC_EVENTS, event.partition, None,
+    return deadletter_value(reason, why, TOPIC_EVENTS, event.partition, None,
                             str(event.body.get("subject", "")).encode(), value)
 
 

@@ -68,3 +68,11 @@ async def test_a_tick_racing_the_consumer_fires_once_and_the_late_act_is_met_onc
         assert [e["type"] for e in await derived(pool, case, SOURCE)] == [
             "deadline.scheduled", "deadline.warning", "deadline.breached", "deadline.met"]
     assert await _tick_until_idle(pool) == []
+
+
+async def test_a_malformed_history_body_is_refused_as_invalid_data_and_the_batch_goes_on(pool: asyncpg.Pool) -> None:
+    bad, good = unique("bad"), unique("race")
+    broken = cloudevent("complaint.received", bad, "2026-03-02T09:15:00+00:00", {"channel": "phone"})
+    applied = await _accept_and_apply(pool, [broken, received(good, "2026-03-02T09:15:00+00:00")])
+    assert [(e.body["subject"], reason) for e, reason, _ in applied.refusals] == [(bad, "invalid_data")]
+    assert [e["type"] for e in await derived(pool, good, SOURCE)] == ["deadline.scheduled"]
