@@ -74,7 +74,8 @@ def _merge(results: list[ShardResult], summary: ReplaySummary) -> None:
     for result in results:
         summary.events += result.summary.events
         summary.by_type.update(result.summary.by_type)
-        summary.timings.update(result.summary.timings)
+        for name, seconds in result.summary.timings.items():
+            summary.timings[name] += seconds
         found.extend(result.summary.differences)
     found.sort(key=lambda d: (d.seq is None, d.seq or 0))
     summary.differences.extend(found)

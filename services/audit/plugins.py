@@ -63,8 +63,8 @@ class DerivingProjection:
             return [Difference(self.name, event.subject, f"recorded {event.type} {event.id} (seq {event.seq}) "
                                                          "is not derived again from the history before it")]
         if expected != event.body:  # JSON-equal bodies are equal dicts (same digest)
-            return [Difference(self.name, event.subject, f"recorded {event.type} {event.id} (seq {event.seq}) "
-                                                         f"differs from the re-derived one: {_diff(expected, event.body)}")]
+            what = f"recorded {event.type} {event.id} (seq {event.seq}) differs from the re-derived one"
+            return [Difference(self.name, event.subject, f"{what}: {_diff(expected, event.body)}")]
         return []
 
     def finish(self) -> list[Difference]:

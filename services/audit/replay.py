@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -55,7 +55,8 @@ class ReplaySummary:
     compared: list[str] = field(default_factory=list)
     projections: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    timings: Counter[str] = field(default_factory=Counter)  # seconds spent in the chain check and each projection
+    # seconds spent in the chain check and in each projection
+    timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     @property
     def ok(self) -> bool:
@@ -162,7 +163,8 @@ def render_summary(summary: ReplaySummary, limit: int = 20) -> str:
     lines.append(f"projections rebuilt: {', '.join(summary.projections) or '-'}; "
                  f"compared with live: {', '.join(summary.compared) or '-'}")
     if summary.timings:
-        lines.append("time spent: " + ", ".join(f"{name} {s:.1f} s" for name, s in summary.timings.most_common()))
+        spent = sorted(summary.timings.items(), key=lambda kv: -kv[1])
+        lines.append("time spent: " + ", ".join(f"{name} {s:.1f} s" for name, s in spent))
     if summary.ok:
         lines.append("hash chain intact; every derived event re-derived; no differences")
         return "\n".join(lines) + "\n"

@@ -164,10 +164,11 @@ class ReportBuilder:
 
     def _question_row(self, survey_id: str, q: dict[str, Any]) -> dict[str, Any]:
         qid = str(q["question_id"])
-        groups = {rt: {"responses": n, "positive": pos, "ratio": rate(pos, n)}
-                  for (s, qq, rt), (n, pos) in sorted(self.answers.items()) if s == survey_id and qq == qid}
-        n = sum(g["responses"] for g in groups.values())
-        pos = sum(g["positive"] for g in groups.values())
+        counts = {rt: (n, pos) for (s, qq, rt), (n, pos) in sorted(self.answers.items())
+                  if s == survey_id and qq == qid}
+        groups = {rt: {"responses": n, "positive": pos, "ratio": rate(pos, n)} for rt, (n, pos) in counts.items()}
+        n = sum(c[0] for c in counts.values())
+        pos = sum(c[1] for c in counts.values())
         return {"survey": survey_id, "question": qid, "text": q.get("text", ""), "responses": n, "positive": pos,
                 "ratio": rate(pos, n), "target": q.get("target"), "benchmark": q.get("benchmark"),
                 "by_respondent_type": groups}
@@ -287,6 +288,7 @@ HANDLERS = {
 }
 
 
-def build_report(bodies: Iterable[dict[str, Any]], period: Period, default_procedure: str = "spso-mchp") -> dict[str, Any]:
+def build_report(bodies: Iterable[dict[str, Any]], period: Period,
+                 default_procedure: str = "spso-mchp") -> dict[str, Any]:
     """The period report from history events in history order."""
     return ReportBuilder(period, default_procedure).add_all(bodies).result()

@@ -65,7 +65,9 @@ def _learning(learning: dict[str, Any]) -> list[str]:
 def _satisfaction_line(row: dict[str, Any]) -> str:
     line = f"| {row['survey']} | {row['question']} | {row['responses']} | {percent(row['ratio'])} |"
     target = row.get("target")
-    gap = "" if target is None or row["ratio"] is None else f" ({'+' if row['ratio'] >= target else '-'}{percent(abs(row['ratio'] - target))})"
+    gap = ""
+    if target is not None and row["ratio"] is not None:
+        gap = f" ({'+' if row['ratio'] >= target else '-'}{percent(abs(row['ratio'] - target))})"
     line += f" {percent(target) + gap if target is not None else '-'} |"
     bench = row.get("benchmark")
     return line + (f" {percent(bench['value'])} ({bench['label']}) |" if bench else " - |")

@@ -52,7 +52,10 @@ def _complaint(i: int, at: datetime) -> list[dict[str, Any]]:
         _inbound(i * 10 + 1, "complaint.acknowledged", subject, at + timedelta(hours=20), {"stage": "stage1"}),
         _inbound(i * 10 + 2, "complaint.responded", subject, at + timedelta(days=30 if late else 3),
                  {"stage": "stage1", "outcome": ("upheld", "not_upheld")[i % 2]}),
-    ]
+    ] + ([  # every fourth case is closed and its learning plan returned
+        _inbound(i * 10 + 3, "complaint.closed", subject, at + timedelta(days=35), {}),
+        _inbound(i * 10 + 4, "learning.plan.submitted", subject, at + timedelta(days=45), {}),
+    ] if i % 8 == 0 else [])
 
 
 def _other(i: int, at: datetime) -> dict[str, Any]:
@@ -64,23 +67,28 @@ def _other(i: int, at: datetime) -> dict[str, Any]:
 
 
 def history(total: int) -> Iterator[dict[str, Any]]:
-    """At least `total` event bodies (whole stories) in history order: each inbound event followed by what escalation derives."""
+    """At least `total` event bodies (whole stories) in history order, each inbound event followed by what
+    escalation and learning derive from it."""
     from services.deadlines.procedures import load_book
-    from services.escalation import domain
+    from services.escalation import domain as escalation
+    from services.learning import domain as learning
 
     book, made, i = load_book(), 1, 0
-    yield _inbound(-1, "survey.defined", "survey-bench", START - timedelta(days=1), {
-        "title": "bench", "questions": [{"question_id": "q1", "text": "ok?", "scale": "likert5", "positive": ["4", "5"]}]})
+    question = {"question_id": "q1", "text": "ok?", "scale": "likert5", "positive": ["4", "5"]}
+    yield _inbound(-1, "survey.defined", "survey-bench", START - timedelta(days=1),
+                   {"title": "bench", "questions": [question]})
     while made < total:
         at = START + timedelta(minutes=7 * i)
         if i % 2:
             out = [_other(i, at)]
         else:
-            out, state = [], None
+            out, states = [], [None, None]
             for body in _complaint(i, at):
-                decision = domain.decide(state, body, book)
-                state = decision.state
-                out += [body, *decision.derived]
+                out.append(body)
+                for k, domain in enumerate((escalation, learning)):
+                    decision = domain.decide(states[k], body, book)
+                    states[k] = decision.state
+                    out += decision.derived
         yield from out  # whole stories: a case cut in half would leave derived events unrecorded
         made += len(out)
         i += 1
@@ -204,8 +212,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                "replay_2_workers_events_per_s": round(par["events_per_s"]),
                "replay_2_workers_peak_rss_mb": round(max(par["peak_rss_mb"], par["peak_child_rss_mb"])),
                "replay_2_workers_share_of_baseline": round(par["events_per_s"] / base["events_per_s"], 3),
-               "goal": GOAL, "differences": rep["differences"] + par["differences"], "projections": rep["projections"],
-               "replay_us_per_event": rep["us_per_event"], "cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
+               "goal": GOAL, "differences": rep["differences"] + par["differences"],
+               "projections": rep["projections"], "replay_us_per_event": rep["us_per_event"],
+               "cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
     for key, value in figures.items():
         print(f"{key}: {value}")
     for first in (rep["first"], par["first"]):

@@ -25,9 +25,9 @@ from services.common import db, eventstore
 from services.common.embedded import EmbeddedPostgres
 from services.common.eventstore import NewEvent, canonical, chain_hash, digest
 from services.common.settings import Settings
+from services.deadlines.procedures import load_book
 from services.escalation import domain as escalation
 from services.learning import domain as learning
-from services.deadlines.procedures import load_book
 from tests.helpers import cloudevent, unique
 
 FAR_FUTURE = datetime(2999, 1, 1, tzinfo=timezone.utc)
@@ -201,10 +201,10 @@ def test_replay_passes_an_intact_history_and_catches_one_edited_event(
         code_parallel, out_parallel = _replay_cli(own_db, capsys, settings, workers=2)
     finally:
         asyncio.run(_edit_committed(own_db, edited["id"], original))
-    for code, out in ((code, out), (code_parallel, out_parallel)):
-        assert code == 1
-        assert f"first differing case: {cases[1]}" in out
-        assert f"{cases[1]} (chain): event {edited['id']}" in out and "was edited" in out
+    for exit_code, output in ((code, out), (code_parallel, out_parallel)):
+        assert exit_code == 1
+        assert f"first differing case: {cases[1]}" in output
+        assert f"{cases[1]} (chain): event {edited['id']}" in output and "was edited" in output
     assert "complaint.received: 3" in out_parallel and "deadline.scheduled: 7" in out_parallel
     assert _replay_cli(own_db, capsys, settings)[0] == 0
 

@@ -100,7 +100,8 @@ def test_by_stage_counts_the_highest_stage_reached_and_serious_starts_at_investi
 
 def test_an_escalation_after_a_response_reopens_the_complaint_until_the_next_stage_responds() -> None:
     history = [received("a", "2011-03-01T10:00:00+00:00"),
-               ev("complaint.responded", "a", "2011-03-05T10:00:00+00:00", {"stage": "stage1", "outcome": "not_upheld"}),
+               ev("complaint.responded", "a", "2011-03-05T10:00:00+00:00",
+                  {"stage": "stage1", "outcome": "not_upheld"}),
                ev("complaint.escalated", "a", "2011-03-10T10:00:00+00:00", {"to_stage": "stage2"})]
     assert build_report(history, YEAR)["complaints"]["outcomes"]["ongoing"] == 1
     history.append(ev("complaint.responded", "a", "2011-04-01T10:00:00+00:00",
