@@ -1,4 +1,9 @@
-"""One case's whole story, in the order the history accepted it, for a complaints officer."""
+"""One case's whole story, in the order the history accepted it, for a complaints officer.
+
+Lines are in history order (seq): what the record says happened, in the order it was recorded. Each
+line shows the event's own time, so a timer event recorded after a late act (a breach fired when
+the act arrived) still shows when the deadline actually passed.
+"""
 
 from __future__ import annotations
 
@@ -53,10 +58,27 @@ def story_lines(events: list[StoredEvent]) -> list[str]:
     return lines
 
 
+def overview(events: list[StoredEvent]) -> list[str]:
+    """The case at a glance: where it came from, stages it went through, outcome, how its deadlines went."""
+    data = next((e.body.get("data") or {} for e in events if e.type == "complaint.received"), None)
+    if data is None:
+        return []
+    stages = [str(data.get("stage"))] + [str(e.body["data"].get("to_stage")) for e in events
+                                         if e.type == "complaint.escalated"]
+    outcome = next((str(e.body["data"].get("outcome")) for e in reversed(events) if e.type == "complaint.responded"),
+                   "none yet")
+    met = [e for e in events if e.type == "deadline.met"]
+    late = sum(1 for e in met if e.body["data"].get("late"))
+    breached = sum(1 for e in events if e.type == "deadline.breached")
+    return [f"service area {data.get('service_area')}, procedure {data.get('procedure') or 'default'}"
+            f"{', serious' if data.get('serious') else ''}; stages {' -> '.join(stages)}; outcome {outcome}",
+            f"deadlines: {len(met)} met ({late} late), {breached} breached"]
+
+
 def render_story(subject: str, events: list[StoredEvent]) -> str:
     """The whole story of `subject` as text; derived events are marked with an arrow."""
     if not events:
         return f"{subject}: no events recorded\n"
     head = [f"History of {subject}: {len(events)} event(s), {events[0].time.date()} to {events[-1].time.date()}",
-            "event time                type                        details", ""]
+            *overview(events), "", f"{'event time':25} {'':4} {'type':27} details"]
     return "\n".join(head + story_lines(events)) + "\n"

@@ -107,7 +107,10 @@ def test_history_prints_the_case_story_with_derived_deadline_events(
     asyncio.run(_record(settings.require_database(),
                         complaint_story(case, datetime(1987, 5, 4, 9, tzinfo=timezone.utc), 1, 20)))
     assert history_cli.run(argparse.Namespace(subject=case), settings) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("1987-")]
+    out = capsys.readouterr().out
+    assert "service area community_care, procedure dundee-2011; stages level1; outcome upheld" in out
+    assert "deadlines: 2 met (1 late), 1 breached" in out
+    lines = [line for line in out.splitlines() if line.startswith("1987-")]
     types = [line.split()[2] if " -> " in line else line.split()[1] for line in lines]
     assert types[:2] == ["complaint.received", "deadline.scheduled"]
     assert types.count("deadline.scheduled") == 2 and "deadline.breached" in types
