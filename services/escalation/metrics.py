@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from prometheus_client import Counter, Gauge
-
-# Seed 001 §4.10.3's service areas; settings.service_areas replaces them.
-DEFAULT_SERVICE_AREAS = ("community_care", "childrens_services", "criminal_justice", "general")
-OTHER = "other"
 
 COMPLAINTS_OPEN = Gauge("casefeedback_complaints_open", "Open complaints on this worker's partitions",
                         ["stage", "service_area"])
@@ -23,7 +17,3 @@ TIMELINESS_COUNTED = Gauge("casefeedback_timeliness_counted", "Deadlines falling
 TIMELINESS_MET = Gauge("casefeedback_timeliness_met", "Deadlines falling due in the window and met on time",
                        ["stage", "kind", "window"])
 
-
-def fold(value: str, allowed: Iterable[str]) -> str:
-    """`value` when it is in the bounded set, else "other"."""
-    return value if value in set(allowed) else OTHER

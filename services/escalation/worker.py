@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from services.deadlines import labels
 from services.deadlines.engine import Applied, Tracker
 from services.deadlines.worker import TrackingWorker
 from services.escalation import adapters, metrics
@@ -40,11 +41,10 @@ class EscalationWorker(TrackingWorker):
                 metrics.DEADLINES_BREACHED.labels(self._stage(data["stage"]), data["kind"]).inc()
 
     def _stage(self, stage: str) -> str:
-        known = {s for pid in self.book.ids() for s in self.book.current(pid).stage_ids()}  # type: ignore[union-attr]
-        return metrics.fold(stage, known)
+        return labels.fold(stage, labels.known_stages(self.book))
 
     def _area(self, area: str) -> str:
-        return metrics.fold(area, self.settings.service_areas or metrics.DEFAULT_SERVICE_AREAS)
+        return labels.fold(area, self.settings.service_areas or labels.DEFAULT_SERVICE_AREAS)
 
     async def refresh_gauges(self, conn: asyncpg.Connection, partitions: list[int], now: datetime) -> None:
         opened: dict[tuple[str, str], int] = defaultdict(int)
@@ -72,5 +72,5 @@ class EscalationWorker(TrackingWorker):
 
 def _set(gauge: Any, values: Mapping[Any, float]) -> None:
     gauge.clear()
-    for labels, value in values.items():
-        gauge.labels(*labels).set(value)
+    for names, value in values.items():
+        gauge.labels(*names).set(value)

@@ -22,8 +22,8 @@ from schemas.registry import TOPIC_EVENTS
 from services.common.deadletter import deadletter_value, send_deadletters
 from services.common.worker import Background, HistoryRecord
 from services.deadlines.engine import Tracker
+from services.deadlines.labels import DEFAULT_SERVICE_AREAS, fold
 from services.deadlines.worker import TrackingWorker, _sleep
-from services.escalation.metrics import DEFAULT_SERVICE_AREAS, fold
 from services.learning import adapters, domain, metrics
 from services.learning.domain import CaseLearning
 
