@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -52,7 +52,7 @@ class MetricsCollector(Collector):
         yield from self._targets()
 
     def _counters(self, buckets: d.Buckets) -> Iterator[Metric]:
-        areas = {(a,): 0 for a in sorted(self.figures.sets.service_areas)}
+        areas: dict[tuple[str, ...], int] = {(a,): 0 for a in sorted(self.figures.sets.service_areas)}
         yield _counter("casefeedback_compliments", "Compliments received, by service area", ["service_area"],
                        {**areas, **d.totals(buckets, d.COMPLIMENT)})
         yield _counter("casefeedback_complaint_outcomes", "Complaint responses, by stage and outcome",
@@ -65,7 +65,8 @@ class MetricsCollector(Collector):
                        ["label"], d.totals(buckets, d.FOLDED))
 
     def _volumes(self, buckets: d.Buckets, today: int) -> Iterator[Metric]:
-        areas = {(a, w): 0 for a in sorted(self.figures.sets.service_areas) for w in d.WINDOWS}
+        areas: dict[tuple[str, ...], int] = {(a, w): 0 for a in sorted(self.figures.sets.service_areas)
+                                             for w in d.WINDOWS}
         yield _gauge("casefeedback_compliments_received", "Compliments dated in the window, by service area",
                      ["service_area", "window"], {**areas, **_by_window(buckets, d.COMPLIMENT, today, (0,))})
         yield _gauge("casefeedback_complaints_received", "Complaints received in the window, by service area",
@@ -114,14 +115,14 @@ def _by_window(buckets: d.Buckets, kind: str, today: int, keep: tuple[int, ...])
     return out
 
 
-def _counter(name: str, doc: str, labels: list[str], values: Mapping[tuple[str, ...], float]) -> Metric:
+def _counter(name: str, doc: str, labels: list[str], values: Mapping[Any, float]) -> Metric:
     family = CounterMetricFamily(name, doc, labels=labels)
     for key, value in sorted(values.items()):
         family.add_metric(list(key), value)
     return family
 
 
-def _gauge(name: str, doc: str, labels: list[str], values: Mapping[tuple[str, ...], float]) -> Metric:
+def _gauge(name: str, doc: str, labels: list[str], values: Mapping[Any, float]) -> Metric:
     family = GaugeMetricFamily(name, doc, labels=labels)
     for key, value in sorted(values.items()):
         family.add_metric(list(key), value)

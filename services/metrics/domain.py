@@ -112,10 +112,7 @@ def today_of(now: datetime) -> int:
 
 def normalise_answer(answer: Any) -> str:
     """An answer as a scale value (`yes`, `no`, `0`..`10`), or `other`."""
-    if isinstance(answer, bool):
-        text = "yes" if answer else "no"
-    else:
-        text = str(answer).strip().lower()
+    text = ("yes" if answer else "no") if isinstance(answer, bool) else str(answer).strip().lower()
     return text if text in ANSWERS else OTHER
 
 
@@ -140,21 +137,21 @@ def _compliment(event: Mapping[str, Any], day: int, sets: LabelSets) -> list[Fac
 
 
 def _received(event: Mapping[str, Any], day: int, sets: LabelSets) -> list[Fact]:
-    data, folded = _data(event), []
+    data, folded = _data(event), list[Fact]()
     stage = _fold(data.get("stage"), sets.stages, "stage", day, folded)
     area = _fold(data.get("service_area"), sets.service_areas, "service_area", day, folded)
     return [Fact(RECEIVED, (stage, area), day), *folded]
 
 
 def _responded(event: Mapping[str, Any], day: int, sets: LabelSets) -> list[Fact]:
-    data, folded = _data(event), []
+    data, folded = _data(event), list[Fact]()
     stage = _fold(data.get("stage"), sets.stages, "stage", day, folded)
     outcome = _fold(data.get("outcome"), frozenset(OUTCOMES), "outcome", day, folded)
     return [Fact(OUTCOME, (stage, outcome), day), *folded]
 
 
 def _response(event: Mapping[str, Any], day: int, sets: LabelSets) -> list[Fact]:
-    data, folded = _data(event), []
+    data, folded = _data(event), list[Fact]()
     survey, answers = data.get("survey_id"), data.get("answers")
     if not isinstance(survey, str) or not isinstance(answers, Mapping):
         raise BadEvent("survey.response.submitted: survey_id (string) and answers (object) are required")
@@ -259,7 +256,7 @@ class Satisfaction:
 def satisfaction(buckets: Buckets, surveys: Mapping[str, Survey], today: int) -> Satisfaction:
     """Satisfaction counts at `today`; answers to undefined surveys or questions count as unmatched."""
     out, labels = Satisfaction(), exported_surveys(surveys)
-    for (kind, (survey_id, qid, rtype, answer)), days in ((k, d) for k, d in buckets.items() if k[0] == ANSWER):
+    for (_kind, (survey_id, qid, rtype, answer)), days in ((k, d) for k, d in buckets.items() if k[0] == ANSWER):
         survey = surveys.get(survey_id)
         question = survey.questions.get(qid) if survey else None
         for window, length in WINDOWS.items():

@@ -11,27 +11,28 @@ import asyncpg
 from services.metrics.domain import Buckets, Survey, survey_of
 
 
-async def add(conn: asyncpg.Connection, partition_deltas: Mapping[int, Buckets]) -> None:
-    """Add the deltas to the stored buckets (inside the caller's transaction)."""
-    rows = [(p, kind, list(labels), day, n)
+async def add(conn: asyncpg.Connection, group: str, partition_deltas: Mapping[int, Buckets]) -> None:
+    """Add the deltas to the group's stored buckets (inside the transaction that saves its positions)."""
+    rows = [(group, p, kind, list(labels), day, n)
             for p, buckets in partition_deltas.items()
             for (kind, labels), days in buckets.items()
             for day, n in days.items()]
     if not rows:
         return
     await conn.executemany(
-        "INSERT INTO metrics_buckets(partition, kind, labels, day, n) VALUES ($1, $2, $3, $4, $5) "
-        "ON CONFLICT (partition, kind, labels, day) DO UPDATE SET n = metrics_buckets.n + EXCLUDED.n",
+        "INSERT INTO metrics_buckets(grp, partition, kind, labels, day, n) VALUES ($1, $2, $3, $4, $5, $6) "
+        "ON CONFLICT (grp, partition, kind, labels, day) DO UPDATE SET n = metrics_buckets.n + EXCLUDED.n",
         rows,
     )
 
 
-async def load(conn: asyncpg.Connection, partitions: Iterable[int]) -> dict[int, Buckets]:
-    """The stored buckets of each of `partitions` (empty where none)."""
+async def load(conn: asyncpg.Connection, group: str, partitions: Iterable[int]) -> dict[int, Buckets]:
+    """The group's stored buckets of each of `partitions` (empty where none)."""
     parts = list(partitions)
     out: dict[int, Buckets] = {p: {} for p in parts}
     rows = await conn.fetch(
-        "SELECT partition, kind, labels, day, n FROM metrics_buckets WHERE partition = any($1::int[])", parts
+        "SELECT partition, kind, labels, day, n FROM metrics_buckets WHERE grp = $1 AND partition = any($2::int[])",
+        group, parts,
     )
     for r in rows:
         out[r["partition"]].setdefault((r["kind"], tuple(r["labels"])), {})[r["day"]] = int(r["n"])

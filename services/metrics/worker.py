@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import asyncpg
@@ -34,7 +34,7 @@ Refused = (d.BadEvent, KeyError, TypeError, ValueError)
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class MetricsWorker(HistoryWorker):
@@ -77,7 +77,7 @@ class MetricsWorker(HistoryWorker):
         await super().on_assigned(partitions)
         mine = [tp.partition for tp in partitions if tp.topic == TOPIC_EVENTS]
         async with self.pool.acquire() as conn:
-            self.buckets.update(await store.load(conn, mine))
+            self.buckets.update(await store.load(conn, self.group, mine))
         self._merged = None
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
@@ -104,7 +104,7 @@ class MetricsWorker(HistoryWorker):
                     d.add_facts(deltas.setdefault(event.partition, {}), d.facts_of(event.body, self.sets))
             except Refused as exc:
                 letters.append(_letter(event, exc))
-        await store.add(conn, deltas)
+        await store.add(conn, self.group, deltas)
         await send_deadletters(self.producer, letters)
         self._pending = (deltas, defined)
 
@@ -131,7 +131,7 @@ class MetricsWorker(HistoryWorker):
             while not stop.is_set():
                 try:
                     await asyncio.wait_for(stop.wait(), SURVEY_REFRESH_S)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await self._refresh_surveys()
         finally:
             REGISTRY.unregister(self.collector)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.metrics import domain as d
 from services.metrics.collector import MetricsCollector
 
-NOW = datetime(2026, 3, 31, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 SETS = d.LabelSets()
 
 
