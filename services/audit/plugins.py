@@ -148,6 +148,10 @@ def _procedure_loader(book: Any) -> LiveLoader | None:
     return prepare
 
 
+# The consumer group of the running metrics service (`Worker.group`); its counts are the live state.
+METRICS_GROUP = "casefeedback-metrics"
+
+
 @dataclass
 class MetricsProjection:
     """Rebuilds the metrics service's per-day counts and survey definitions from the history.
@@ -200,8 +204,9 @@ class MetricsProjection:
             return None
         from services.metrics import store as metrics_store
 
-        partitions = [r["partition"] for r in await conn.fetch("SELECT DISTINCT partition FROM metrics_buckets")]
-        merged = self.domain.merge((await metrics_store.load(conn, partitions)).values())
+        partitions = [r["partition"] for r in await conn.fetch(
+            "SELECT DISTINCT partition FROM metrics_buckets WHERE grp = $1", METRICS_GROUP)]
+        merged = self.domain.merge((await metrics_store.load(conn, METRICS_GROUP, partitions)).values())
         out: dict[str, Any] = {_bucket_key(k): days for k, days in merged.items()}
         out.update({f"survey/{sid}": s.seq for sid, s in (await metrics_store.surveys(conn)).items()})
         return out

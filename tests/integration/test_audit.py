@@ -266,3 +266,25 @@ async def test_replay_catches_an_edit_even_when_the_forger_rewrote_the_hash_chai
 class _Rollback(Exception):
     def __init__(self, summary: Any) -> None:
         self.summary = summary
+
+
+def test_replay_until_reads_only_the_history_recorded_by_then(
+        own_db: str, settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = unique("case"), unique("case")
+    asyncio.run(_fresh_history(own_db, complaint_story(first, datetime(2011, 4, 1, 10, tzinfo=timezone.utc), 1, 2)))
+    cut = datetime.now(timezone.utc)
+    asyncio.run(_append_more(own_db, complaint_story(second, datetime(2011, 4, 2, 10, tzinfo=timezone.utc), 1, 2)))
+    code, out = _replay_cli(own_db, capsys, settings, until=cut)
+    assert code == 0, out
+    assert "complaint.received: 1" in out and "no differences" in out
+    code, out = _replay_cli(own_db, capsys, settings)
+    assert code == 0 and "complaint.received: 2" in out
+
+
+async def _append_more(url: str, inbound: list[dict[str, Any]]) -> None:
+    await asyncio.sleep(0.01)  # recorded strictly after the cut
+    conn = await asyncpg.connect(url)
+    try:
+        await record_as_live(conn, inbound)
+    finally:
+        await conn.close()
