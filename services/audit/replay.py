@@ -98,9 +98,17 @@ def _apply_row(row: asyncpg.Record, projections: list[Projection], chain: ChainS
     summary.events += 1
     summary.by_type[event.type] += 1
     for projection in projections:
-        for found in projection.apply(event):
+        for found in _apply(projection, event):
             summary.differences.append(found if found.seq is not None else replace(found, seq=event.seq))
         clock = _lap(summary, projection.name, clock)
+
+
+def _apply(projection: Projection, event: StoredEvent) -> list[Difference]:
+    try:
+        return projection.apply(event)
+    except Exception as exc:  # an edited or malformed event, or a domain bug: report it, keep auditing
+        detail = f"cannot apply {event.type} {event.id} (seq {event.seq}): {type(exc).__name__}: {exc}"
+        return [Difference(projection.name, event.subject, detail[:500], event.seq)]
 
 
 def _lap(summary: ReplaySummary, name: str, since: float) -> float:
@@ -148,7 +156,11 @@ async def apply_history(conn: asyncpg.Connection, projections: list[Projection],
 async def compare_live(conn: asyncpg.Connection, projections: list[Projection], summary: ReplaySummary) -> None:
     """Compare every projection that has a live counterpart with it; differences go into the summary."""
     for projection in projections:
-        live = await projection.live_state(conn)
+        try:
+            live = await projection.live_state(conn)
+        except (asyncpg.PostgresError, ValueError, KeyError, TypeError) as exc:  # a table the code does not match
+            summary.differences.append(Difference(projection.name, "-", f"live state unreadable: {exc}"[:500]))
+            continue
         if live is None:
             continue
         summary.compared.append(projection.name)

@@ -85,3 +85,26 @@ def test_summary_names_the_first_differing_case_and_counts_types() -> None:
     summary.differences = [Difference("chain", "case-9", "edited"), Difference("escalation", "case-1", "x")]
     text = render_summary(summary)
     assert "2 difference(s); first differing case: case-9" in text and "case-9 (chain): edited" in text
+
+
+def test_the_progress_bar_draws_one_updating_line() -> None:
+    import io
+
+    from services.cli.replay import progress_bar
+
+    out = io.StringIO()
+    draw = progress_bar(out)
+    draw(50, 100)
+    draw(100, 100)
+    assert out.getvalue() == ("\r[" + "#" * 15 + "." * 15 + "] 50/100 events" + "\r[" + "#" * 30 + "] 100/100 events")
+
+
+def test_an_event_a_projection_cannot_apply_is_a_difference_not_a_crash() -> None:
+    from services.audit.replay import _apply
+
+    def broken(state: Any, body: dict[str, Any]) -> Decision:
+        raise KeyError("stage")
+
+    found = _apply(DerivingProjection("svc", "svc", broken), stored(7, "case-3", 1, "complaint.acknowledged"))
+    assert [(d.subject, d.seq) for d in found] == [("case-3", 7)]
+    assert "cannot apply complaint.acknowledged e7 (seq 7): KeyError" in found[0].detail
