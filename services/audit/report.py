@@ -13,7 +13,9 @@ Choices where the contract leaves a rule open (following the SPSO model complain
 - Timeliness counts each deadline (case, stage, kind) of a complaint received in the period once:
   met when a `deadline.met` with `late: false` is recorded by the period's end (escalation judges
   against the agreed date where an extension was agreed), missed when it was met late, breached, or
-  fell due by the period's end without being met. Deadlines still running at the end are not counted.
+  fell due by the period's end without being met. Deadlines still running at the end are not counted;
+  an agreed extension (a new `deadline.scheduled` with another `due`) sets the target, so a breach of
+  the old target does not count against a response due on the agreed date.
 - Learning counts `learning.stage.*` events whose time falls in the period; compliments likewise.
 - Satisfaction counts answers of responses submitted in the period against each question of the
   survey's latest definition; booleans read as yes/no, numbers as their decimal text.
@@ -217,24 +219,28 @@ def _responded(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None
         case.outcome = str(body["data"]["outcome"])
 
 
-def _deadline(b: ReportBuilder, body: dict[str, Any]) -> Deadline:
+def _deadline(b: ReportBuilder, body: dict[str, Any]) -> tuple[Deadline, datetime]:
     data = body["data"]
     key = (str(body["subject"]), str(data["stage"]), str(data["kind"]))
-    d = b.deadlines.setdefault(key, Deadline())
-    d.due = parse_time(str(data["due"]))
-    return d
+    return b.deadlines.setdefault(key, Deadline()), parse_time(str(data["due"]))
 
 
 def _scheduled(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
-    _deadline(b, body)
+    d, due = _deadline(b, body)
+    if d.due is not None and due != d.due:
+        d.breached = False  # an agreed extension: the old target's breach no longer decides it
+    d.due = due
 
 
 def _met(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
-    _deadline(b, body).met_on_time = not bool(body["data"]["late"])
+    d, due = _deadline(b, body)
+    d.due, d.met_on_time = due, not bool(body["data"]["late"])
 
 
 def _breached(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
-    _deadline(b, body).breached = True
+    d, due = _deadline(b, body)
+    if d.due is None or due == d.due:
+        d.due, d.breached = due, True
 
 
 def _compliment(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:

@@ -184,3 +184,14 @@ def test_an_unknown_procedure_takes_the_stage_of_the_latest_escalation() -> None
     history = [received("z", "2011-03-01T10:00:00+00:00", stage="triage", procedure="local-2011"),
                ev("complaint.escalated", "z", "2011-03-10T10:00:00+00:00", {"to_stage": "panel"})]
     assert build_report(history, YEAR)["complaints"]["by_stage"] == {"panel": 1}
+
+
+def test_a_breach_of_the_old_target_does_not_count_once_an_extension_moved_it_past_the_period() -> None:
+    old, agreed = "2011-12-20T23:59:59+00:00", "2012-01-20T23:59:59+00:00"
+    history = [received("x", "2011-12-01T10:00:00+00:00"),
+               deadline("deadline.scheduled", "x", "2011-12-01T10:00:00+00:00", "stage1", "respond", old),
+               deadline("deadline.breached", "x", old, "stage1", "respond", old),
+               deadline("deadline.scheduled", "x", "2011-12-22T10:00:00+00:00", "stage1", "respond", agreed)]
+    assert build_report(history, YEAR)["complaints"]["responded_within_target_rate"] is None
+    late_breach_of_old = deadline("deadline.breached", "x", "2011-12-23T00:00:00+00:00", "stage1", "respond", old)
+    assert build_report([*history, late_breach_of_old], YEAR)["complaints"]["responded_within_target_rate"] is None
