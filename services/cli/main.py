@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "up": "services.cli.up",
     "emit": "services.cli.emit",
     "run": "services.cli.run_service",
+    "demo": "services.cli.demo",
     "replay": "services.cli.replay",
     "report": "services.cli.report",
     "history": "services.cli.history",

@@ -62,7 +62,7 @@ class MetricsCollector(Collector):
         yield _counter("casefeedback_survey_responses", "Survey responses received, by respondent type",
                        ["respondent_type"], d.totals(buckets, d.RESPONSE))
         yield _counter("casefeedback_label_folded", "Label values outside their bounded set, folded into 'other'",
-                       ["label"], d.totals(buckets, d.FOLDED))
+                       ["label"], {**{(label,): 0 for label in d.FOLDABLE}, **d.totals(buckets, d.FOLDED)})
 
     def _volumes(self, buckets: d.Buckets, today: int) -> Iterator[Metric]:
         areas: dict[tuple[str, ...], int] = {(a, w): 0 for a in sorted(self.figures.sets.service_areas)

@@ -32,6 +32,7 @@ DEFAULT_STAGES = ("stage1", "stage2", "level1", "level2", "director", "committee
 OUTCOMES = ("upheld", "partially_upheld", "not_upheld", "resolved")
 # Every answer any scale allows (likert5, yes_no, score10); anything else is stored as `other`.
 ANSWERS = frozenset({"yes", "no", *(str(n) for n in range(0, 11))})
+FOLDABLE = ("outcome", "respondent_type", "service_area", "stage")  # labels whose values are folded
 MAX_SURVEYS = 50
 MAX_QUESTIONS = 50
 

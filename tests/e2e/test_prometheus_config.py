@@ -76,9 +76,11 @@ def test_the_compose_file_runs_every_part_from_one_image() -> None:
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
     assert {"kafka", "postgres", "prometheus", "grafana", "intake", "escalation", "learning", "metrics"} <= set(services)
-    assert services["kafka"]["image"].startswith("apache/kafka") and "KAFKA_PROCESS_ROLES" in services["kafka"]["environment"]
+    kafka = services["kafka"]
+    assert kafka["image"].startswith("apache/kafka") and "KAFKA_PROCESS_ROLES" in kafka["environment"]
     for name in ("intake", "escalation", "learning", "metrics"):
-        assert services[name]["command"] == [name] and services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
+        service = services[name]
+        assert service["command"] == [name] and service["build"]["dockerfile"] == "deploy/Dockerfile"
         assert "container_name" not in services[name] and "ports" not in services[name], "must scale (--scale)"
     scraped = {c["job_name"] for c in yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())[
         "scrape_configs"]}
