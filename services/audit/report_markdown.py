@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -13,7 +14,8 @@ def percent(value: float | None) -> str:
 
 
 def _label(key: str) -> str:
-    return key.replace("_", " ").capitalize()
+    """`childrens_services` -> `Childrens services`, `level1` -> `Level 1`."""
+    return re.sub(r"([a-z])(\d)", r"\1 \2", key.replace("_", " ")).capitalize()
 
 
 def _table(title: str, counts: dict[str, int]) -> list[str]:
@@ -78,7 +80,19 @@ def _satisfaction(rows: list[dict[str, Any]]) -> list[str]:
         return []
     lines = ["## Customer satisfaction", "", "| survey | question | answers | satisfied | target | benchmark |",
              "| --- | --- | ---: | ---: | ---: | ---: |"]
-    return lines + [_satisfaction_line(r) for r in rows] + [""]
+    lines += [_satisfaction_line(r) for r in rows] + [""]
+    return lines + _by_respondent(rows)
+
+
+def _by_respondent(rows: list[dict[str, Any]]) -> list[str]:
+    """Each question's result per respondent group, as seed 000 reports users and carers apart."""
+    out = []
+    for row in rows:
+        groups = row.get("by_respondent_type") or {}
+        if len(groups) > 1:
+            parts = [f"{_label(g).lower()} {percent(v['ratio'])} of {v['responses']}" for g, v in groups.items()]
+            out.append(f"- {row['question']} ({row['text']}): " + "; ".join(parts))
+    return out + [""] if out else []
 
 
 def render_markdown(report: dict[str, Any]) -> str:

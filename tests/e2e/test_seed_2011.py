@@ -73,7 +73,7 @@ def test_a_year_like_seed_2011_through_the_live_services_reproduces_the_seed_rep
         assert report["learning"] == EXPECTED_2011["learning"]
 
         markdown = up.cli("report", "--from", "2011-01-01", "--to", "2011-12-31", "--format", "markdown")
-        assert "A total of 60 complaints, 57 Level1, 3 Level2, were recorded in the period." in markdown.stdout
+        assert "A total of 60 complaints, 57 Level 1, 3 Level 2, were recorded in the period." in markdown.stdout
         assert "Investigations on 8 complaints are still ongoing." in markdown.stdout
 
         replayed = _replay_until_services_caught_up(up)

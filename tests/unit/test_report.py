@@ -169,7 +169,7 @@ def test_satisfaction_is_the_share_of_positive_answers_per_question_and_responde
 def test_markdown_reads_like_the_seed_annual_report() -> None:
     report = build_report(with_derived_deadlines(seed_2011("m")), YEAR)
     text = render_markdown(report)
-    assert "A total of 60 complaints, 57 Level1, 3 Level2, were recorded in the period." in text
+    assert "A total of 60 complaints, 57 Level 1, 3 Level 2, were recorded in the period." in text
     assert "25 Community care, 24 Childrens services, 9 Criminal justice, 2 General" in text
     assert "Of the 52 decided, 18 (34.6%) were upheld" in text
     assert "Investigations on 8 complaints are still ongoing." in text
@@ -178,6 +178,7 @@ def test_markdown_reads_like_the_seed_annual_report() -> None:
     assert "The department recorded 131 compliments" in text
     assert "| 40 | 97.5% | 90% (+7.5%) | 84% (Scotland) |" in text
     assert "### Themes by service area" in text and "staff attitude" in text
+    assert "- overall (Overall, were you satisfied with the service?): carer 90% of 10; service user 100% of 30" in text
 
 
 def test_an_unknown_procedure_takes_the_stage_of_the_latest_escalation() -> None:
