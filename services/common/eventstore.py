@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -43,10 +43,18 @@ def chain_hash(prev: bytes, seq: int, event_id: str, body_digest: bytes, raw: by
 
 @dataclass(frozen=True)
 class NewEvent:
-    """An event to append: its normalised body and, for inbound events, the original bytes."""
+    """An event to append: its normalised body and, for inbound events, the original bytes.
+
+    `canonical_body`, when given, must be `canonical(body)`; it saves serialising the body again.
+    """
 
     body: dict[str, Any]
     raw: bytes | None = None
+    canonical_body: bytes | None = field(default=None, compare=False, repr=False)
+
+    def canonical(self) -> bytes:
+        """The canonical bytes of the body (precomputed or computed now)."""
+        return self.canonical_body if self.canonical_body is not None else canonical(self.body)
 
     @property
     def id(self) -> str:
@@ -109,9 +117,13 @@ async def append(conn: asyncpg.Connection, events: Sequence[NewEvent], now: date
     seen = await known_ids(conn, [e.id for e in events])
     versions = await known_subjects(conn, [e.subject for e in events])
     recorded_at = now or datetime.now(timezone.utc)
-    rows, stored, dups, conflicts = [], [], [], []
+    rows: list[tuple[Any, ...]] = []
+    stored: list[StoredEvent] = []
+    dups: list[NewEvent] = []
+    conflicts: list[NewEvent] = []
     for event in events:
-        d = digest(event.body)
+        text = event.canonical()
+        d = hashlib.sha256(text).digest()
         if event.id in seen:
             (dups if seen[event.id] == d else conflicts).append(event)
             continue
@@ -122,7 +134,7 @@ async def append(conn: asyncpg.Connection, events: Sequence[NewEvent], now: date
         link, prev = prev, chain_hash(prev, seq, event.id, d, event.raw)
         time = _parse_time(str(event.body["time"]))
         rows.append((seq, event.id, event.subject, version, str(event.body["type"]), str(event.body["source"]),
-                     time, recorded_at, event.raw, json.dumps(event.body), d, link, prev))
+                     time, recorded_at, event.raw, text.decode(), d, link, prev))
         stored.append(StoredEvent(seq, event.id, event.subject, version, str(event.body["type"]),
                                   time, recorded_at, event.body))
     if rows:

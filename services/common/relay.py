@@ -10,7 +10,6 @@ drop by their per-partition seq (see `positions`). One relay runs at a time acro
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import datetime
 
@@ -18,7 +17,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from schemas.registry import ALERT_TYPES, TOPIC_ALERTS, TOPIC_EVENTS
-from services.common.eventstore import EVENTS_CHANNEL, StoredEvent, read
+from services.common.eventstore import EVENTS_CHANNEL, StoredEvent
 
 log = logging.getLogger(__name__)
 RELAY_LOCK = 7_031_966
@@ -28,7 +27,11 @@ RECORDED_HEADER = "casefeedback-recorded-at"
 
 def headers_for(event: StoredEvent) -> list[tuple[str, bytes]]:
     """Kafka headers carrying the history position and acceptance time beside the unchanged body."""
-    return [(SEQ_HEADER, str(event.seq).encode()), (RECORDED_HEADER, event.recorded_at.isoformat().encode())]
+    return _headers(event.seq, event.recorded_at)
+
+
+def _headers(seq: int, recorded_at: datetime) -> list[tuple[str, bytes]]:
+    return [(SEQ_HEADER, str(seq).encode()), (RECORDED_HEADER, recorded_at.isoformat().encode())]
 
 
 def seq_of(headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]]) -> int | None:
@@ -83,21 +86,24 @@ class Relay:
 
     async def publish_once(self, conn: asyncpg.Connection) -> int:
         """Publish the next batch after the relay's position; return how many were published."""
-        events = await read(conn, self.published_seq, self._batch)
-        if not events:
+        # The stored JSON text is published as it is: no decode and re-encode per event.
+        rows = await conn.fetch(
+            "SELECT seq, subject, type, recorded_at, body::text AS body FROM events WHERE seq > $1 "
+            "ORDER BY seq LIMIT $2", self.published_seq, self._batch,
+        )
+        if not rows:
             return 0
         futures = []
-        for event in events:
-            value = json.dumps(event.body).encode()
-            key = event.subject.encode()
-            headers = headers_for(event)
+        for row in rows:
+            value, key = row["body"].encode(), row["subject"].encode()
+            headers = _headers(row["seq"], row["recorded_at"])
             futures.append(await self._producer.send(TOPIC_EVENTS, value, key=key, headers=headers))
-            if event.type in ALERT_TYPES:
+            if row["type"] in ALERT_TYPES:
                 futures.append(await self._producer.send(TOPIC_ALERTS, value, key=key, headers=headers))
         await asyncio.gather(*futures)
-        self.published_seq = events[-1].seq
+        self.published_seq = int(rows[-1]["seq"])
         await conn.execute("UPDATE relay_position SET seq = $2 WHERE name = $1", self._name, self.published_seq)
-        return len(events)
+        return len(rows)
 
 
 async def _wait(stop: asyncio.Event, timeout: float) -> None:

@@ -44,10 +44,11 @@ def type_label(event_type: object) -> str:
 
 @dataclass(frozen=True)
 class Accepted:
-    """A record that passed validation: its normalised body and the body's digest."""
+    """A record that passed validation: its normalised body, the body's canonical bytes and digest."""
 
     body: dict[str, Any]
     digest: bytes
+    canonical: bytes = b""
 
     @property
     def id(self) -> str:
@@ -111,15 +112,15 @@ def _accept(body: dict[str, Any]) -> Accepted:
     time = datetime.fromisoformat(str(body["time"]).replace("Z", "+00:00"))
     if not EARLIEST <= time <= LATEST:
         raise Rejection("invalid_data", f"time: {body['time']} is outside the years 1900 to 2999")
-    if _has_nul(body):
-        raise Rejection("invalid_data", "a text value contains a NUL character (\\u0000), which is not allowed")
     try:
         data = canonical(body)
     except UnicodeEncodeError:
         raise Rejection("not_json", "a text value holds a lone UTF-16 surrogate (not valid Unicode)") from None
     except ValueError:
         raise Rejection("invalid_data", "a number is NaN or infinite, which JSON does not allow") from None
-    return Accepted(body, hashlib.sha256(data).digest())
+    if b"\\u0000" in data and _has_nul(body):  # JSON escapes NUL; check the text only when it may hold one
+        raise Rejection("invalid_data", "a text value contains a NUL character (\\u0000), which is not allowed")
+    return Accepted(body, hashlib.sha256(data).digest(), data)
 
 
 def _has_nul(value: Any) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -180,7 +181,7 @@ def _expand(appends: list[Append | domain.Release], records: Sequence[ConsumerRe
         if isinstance(step, Append):
             item, record = verdicts[step.index], records[step.index]
             assert isinstance(item, Accepted)
-            events.append(eventstore.NewEvent(item.body, record.value))
+            events.append(eventstore.NewEvent(item.body, record.value, item.canonical))
             origins[item.id] = Origin.of_record(record)
             continue
         for held in released.get(step.key, []):
@@ -229,10 +230,11 @@ def _expiry_outcome(held: list[HeldEvent], present: frozenset[str], result: even
 
 def _count(outcome: Outcome, now: datetime) -> None:
     """Count the batch's results and observe record-to-acceptance delays."""
-    for event_type, record_time in outcome.accepted:
-        EVENTS.labels(IntakeWorker.name, event_type, "accepted").inc()
-        EVENT_DELAY.labels(IntakeWorker.name).observe(max(0.0, (now - record_time).total_seconds()))
-    for event_type in outcome.duplicates:
-        EVENTS.labels(IntakeWorker.name, event_type, "duplicate").inc()
-    for event_type in outcome.rejected:
-        EVENTS.labels(IntakeWorker.name, event_type, "rejected").inc()
+    tally = Counter((t, "accepted") for t, _ in outcome.accepted)
+    tally.update((t, "duplicate") for t in outcome.duplicates)
+    tally.update((t, "rejected") for t in outcome.rejected)
+    for (event_type, result), n in tally.items():
+        EVENTS.labels(IntakeWorker.name, event_type, result).inc(n)
+    delay = EVENT_DELAY.labels(IntakeWorker.name)
+    for _, record_time in outcome.accepted:
+        delay.observe(max(0.0, (now - record_time).total_seconds()))
