@@ -223,11 +223,16 @@ def merge(parts: Iterable[Buckets]) -> Buckets:
     """One set of buckets holding the sum of several (e.g. several partitions)."""
     out: Buckets = {}
     for part in parts:
-        for key, days in part.items():
-            into = out.setdefault(key, {})
-            for day, n in days.items():
-                into[day] = into.get(day, 0) + n
+        add_into(out, part)
     return out
+
+
+def add_into(buckets: Buckets, delta: Buckets) -> None:
+    """Add `delta`'s counts to `buckets` in place."""
+    for key, days in delta.items():
+        into = buckets.setdefault(key, {})
+        for day, n in days.items():
+            into[day] = into.get(day, 0) + n
 
 
 def exported_surveys(surveys: Mapping[str, Survey]) -> dict[str, str]:

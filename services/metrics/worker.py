@@ -115,7 +115,7 @@ class MetricsWorker(HistoryWorker):
 
     def _adopt(self, deltas: Mapping[int, d.Buckets], defined: list[d.Survey]) -> None:
         for partition, delta in deltas.items():
-            self.buckets[partition] = d.merge([self.buckets.get(partition, {}), delta])
+            d.add_into(self.buckets.setdefault(partition, {}), delta)
         for survey in defined:
             d.keep_survey(self.surveys, survey)
         self._merged = None
