@@ -64,6 +64,11 @@ def test_replay_proves_the_live_state_after_traffic_and_names_the_case_of_an_edi
         assert "compared with live: escalation, learning, metrics" in replayed.stdout
         assert "complaint.received: " in replayed.stdout and "deadline.met: " in replayed.stdout
         assert "no differences" in replayed.stdout
+        parallel = up.cli("replay", "--workers", "2")  # shards' states absorbed, then compared with live
+        assert parallel.returncode == 0, parallel.stdout + parallel.stderr
+        assert "compared with live: escalation, learning, metrics" in parallel.stdout
+        counts = [line for line in replayed.stdout.splitlines() if line.startswith("  ")]
+        assert counts == [line for line in parallel.stdout.splitlines() if line.startswith("  ")]
 
         case = asyncio.run(_edit_an_outcome(up.run_info["database_url"]))
         tampered = up.cli("replay")
