@@ -21,14 +21,16 @@ async def connect(url: str) -> asyncpg.Connection:
         raise InfrastructureError(f"database not reachable: {exc}") from None
 
 
-async def bodies_until(conn: asyncpg.Connection, until: datetime | None = None,
-                       batch: int = 5000) -> AsyncIterator[list[dict[str, Any]]]:
-    """Event bodies in history order, in batches, only those whose event time is at or before `until`."""
+async def bodies_until(conn: asyncpg.Connection, until: datetime | None = None, batch: int = 5000,
+                       recorded_by: datetime | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+    """Event bodies in history order, in batches: event time at or before `until`, and (when given)
+    recorded at or before `recorded_by`, so a published report can be reproduced exactly."""
     after = 0
     while True:
         rows = await conn.fetch(
             "SELECT seq, body::text AS body FROM events WHERE seq > $1 "
-            "AND ($3::timestamptz IS NULL OR time <= $3) ORDER BY seq LIMIT $2", after, batch, until)
+            "AND ($3::timestamptz IS NULL OR time <= $3) AND ($4::timestamptz IS NULL OR recorded_at <= $4) "
+            "ORDER BY seq LIMIT $2", after, batch, until, recorded_by)
         if not rows:
             return
         yield [json.loads(r["body"]) for r in rows]

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from services.audit import store
@@ -25,18 +25,31 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date like 2011-12-31, got {value!r}") from None
 
 
+def _instant(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a time like 2012-01-15T09:00:00+00:00, got {value!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} has no UTC offset; add one, e.g. +00:00")
+    return moment
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="start", type=_date, required=True, help="first day of the period (UTC)")
     parser.add_argument("--to", dest="end", type=_date, required=True, help="last day of the period (UTC)")
     parser.add_argument("--format", choices=("json", "markdown"), default="json")
+    parser.add_argument("--recorded-by", dest="recorded_by", type=_instant, default=None,
+                        help="only events the history had accepted by this time (RFC 3339): the report as it "
+                             "could be computed then, e.g. to reproduce a published one exactly")
 
 
-async def compute(settings: Settings, period: Period) -> dict[str, Any]:
-    """The report over the history as it stood at the period's end."""
+async def compute(settings: Settings, period: Period, recorded_by: datetime | None = None) -> dict[str, Any]:
+    """The report over the history as it stood at the period's end (and as recorded by `recorded_by`)."""
     conn = await store.connect(settings.require_database())
     try:
         builder = ReportBuilder(period, settings.default_procedure, settings.procedures_dir)
-        async for bodies in store.bodies_until(conn, period.last_instant):
+        async for bodies in store.bodies_until(conn, period.last_instant, recorded_by=recorded_by):
             builder.add_all(bodies)
         return builder.result()
     finally:
@@ -46,7 +59,7 @@ async def compute(settings: Settings, period: Period) -> dict[str, Any]:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.start > args.end:
         raise ConfigurationError(f"--from {args.start} is after --to {args.end}")
-    report = asyncio.run(compute(settings.with_running_system(), Period(args.start, args.end)))
+    report = asyncio.run(compute(settings.with_running_system(), Period(args.start, args.end), args.recorded_by))
     if args.format == "markdown":
         sys.stdout.write(render_markdown(report))
     else:

@@ -69,8 +69,10 @@ async def _record(url: str, inbound: list[dict[str, Any]]) -> None:
         await conn.close()
 
 
-def _report(settings: Settings, capsys: pytest.CaptureFixture[str], start: str, end: str) -> dict[str, Any]:
-    args = argparse.Namespace(start=date.fromisoformat(start), end=date.fromisoformat(end), format="json")
+def _report(settings: Settings, capsys: pytest.CaptureFixture[str], start: str, end: str,
+            recorded_by: datetime | None = None) -> dict[str, Any]:
+    args = argparse.Namespace(start=date.fromisoformat(start), end=date.fromisoformat(end), format="json",
+                              recorded_by=recorded_by)
     assert report_cli.run(args, settings) == 0
     return dict(json.loads(capsys.readouterr().out))
 
@@ -93,8 +95,21 @@ def test_report_counts_the_period_from_the_history_and_ignores_what_came_later(
     assert c1["responded_within_target_rate"] is not None and c1["acknowledged_within_target_rate"] is not None
 
 
+def test_report_recorded_by_reproduces_a_published_report_despite_late_recorded_events(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    asyncio.run(_record(settings.require_database(),
+                        complaint_story(unique("case"), datetime(1986, 6, 2, 10, tzinfo=timezone.utc), 1, 3)))
+    published_at = datetime.now(timezone.utc)
+    published = _report(settings, capsys, "1986-01-01", "1986-12-31", recorded_by=published_at)
+    late = complaint_story(unique("case"), datetime(1986, 7, 1, 10, tzinfo=timezone.utc), 1, 3)
+    asyncio.run(_append_more(settings.require_database(), late))  # entered afterwards, dated in 1986
+    assert _report(settings, capsys, "1986-01-01", "1986-12-31", recorded_by=published_at) == published
+    now = _report(settings, capsys, "1986-01-01", "1986-12-31")
+    assert now["complaints"]["total"] == published["complaints"]["total"] + 1
+
+
 def test_report_markdown_reads_as_a_report(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    args = argparse.Namespace(start=date(1987, 1, 1), end=date(1987, 12, 31), format="markdown")
+    args = argparse.Namespace(start=date(1987, 1, 1), end=date(1987, 12, 31), format="markdown", recorded_by=None)
     assert report_cli.run(args, settings) == 0
     text = capsys.readouterr().out
     assert text.startswith("# Complaints and compliments report, 1987-01-01 to 1987-12-31")
