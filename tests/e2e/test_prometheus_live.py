@@ -52,12 +52,13 @@ def history() -> list[dict[str, Any]]:
 class Prometheus:
     """A real Prometheus (Debian's package) scraping the running services every second."""
 
-    def __init__(self, tmp: Path, services: dict[str, str]):
+    def __init__(self, tmp: Path, services: dict[str, str], jobs: dict[str, list[str]] | None = None):
         self.port = free_port()
-        jobs = [{"job_name": f"casefeedback-{name}", "static_configs": [{"targets": [url.removeprefix("http://")]}]}
-                for name, url in services.items()]
+        named = {f"casefeedback-{name}": [url] for name, url in services.items()} | (jobs or {})
+        scrape = [{"job_name": job, "static_configs": [{"targets": [u.removeprefix("http://") for u in urls]}]}
+                  for job, urls in named.items()]
         config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                  "rule_files": [str(RULES)], "scrape_configs": jobs}
+                  "rule_files": [str(RULES)], "scrape_configs": scrape}
         (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.log = open(tmp / "prometheus.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
