@@ -138,6 +138,12 @@ async def test_figures_equal_the_recompute_and_survive_a_restart(settings: Setti
         await append(pool, [cloudevent("compliment.received", unique("cmp"), NOW.isoformat(),
                                        {"service_area": "housing", "channel": "web", "about": "service"})])
         after = await until_equal(pool)
+        for w in MetricsWorker.live:
+            w.clock = lambda: NOW + timedelta(days=400)  # no new events, only time passing
+        later = summed([scrape(w.collector) for w in MetricsWorker.live])
+    assert value(later, "casefeedback_satisfaction_responses", **q1) == 0, "the year's answers slid out of the window"
+    assert later[("casefeedback_compliments_total", (("service_area", "housing"),))] == after[
+        ("casefeedback_compliments_total", (("service_area", "housing"),))], "all-time counters do not slide"
     area = (("service_area", "housing"),)
     assert after[("casefeedback_compliments_total", area)] == before[("casefeedback_compliments_total", area)] + 1
 
