@@ -115,7 +115,8 @@ class MetricsWorker(HistoryWorker):
 
     def _adopt(self, deltas: Mapping[int, d.Buckets], defined: list[d.Survey]) -> None:
         for partition, delta in deltas.items():
-            d.add_into(self.buckets.setdefault(partition, {}), delta)
+            if partition in self.buckets:  # revoked meanwhile: its new owner loads it from the database
+                d.add_into(self.buckets[partition], delta)
         for survey in defined:
             d.keep_survey(self.surveys, survey)
         self._merged = None
