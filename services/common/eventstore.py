@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -100,21 +100,25 @@ async def known_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> dict[str, b
 
 async def known_subjects(conn: asyncpg.Connection, subjects: Sequence[str]) -> dict[str, int]:
     """Current version of each of `subjects` that the history already holds."""
+    # One index probe per subject: the planner cannot turn this into a scan of the whole history.
     rows = await conn.fetch(
-        "SELECT subject, max(version) AS v FROM events WHERE subject = any($1::text[]) GROUP BY subject",
+        "SELECT k.subject, (SELECT max(e.version) FROM events e WHERE e.subject = k.subject) AS v "
+        "FROM unnest($1::text[]) AS k(subject)",
         list(set(subjects)),
     )
-    return {r["subject"]: int(r["v"]) for r in rows}
+    return {r["subject"]: int(r["v"]) for r in rows if r["v"] is not None}
 
 
-async def append(conn: asyncpg.Connection, events: Sequence[NewEvent], now: datetime | None = None) -> AppendResult:
+async def append(conn: asyncpg.Connection, events: Sequence[NewEvent], now: datetime | None = None,
+                 recorded: Mapping[str, bytes] | None = None) -> AppendResult:
     """Append events in order; same id and body is a duplicate, same id other body a conflict.
 
-    Must run inside the caller's transaction. Returns what was stored, in `seq` order.
+    Must run inside the caller's transaction. Returns what was stored, in `seq` order. A caller that
+    already holds the `chain_head` lock and looked the ids up (`known_ids`) may pass that as `recorded`.
     """
     head = await conn.fetchrow("SELECT seq, hash FROM chain_head FOR UPDATE")
     seq, prev = int(head["seq"]), bytes(head["hash"])
-    seen = await known_ids(conn, [e.id for e in events])
+    seen = dict(recorded) if recorded is not None else await known_ids(conn, [e.id for e in events])
     versions = await known_subjects(conn, [e.subject for e in events])
     recorded_at = now or datetime.now(timezone.utc)
     rows: list[tuple[Any, ...]] = []

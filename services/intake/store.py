@@ -48,9 +48,11 @@ async def present_keys(conn: asyncpg.Connection, keys: set[str]) -> frozenset[st
     if not keys:
         return frozenset()
     pairs = [split_key(k) for k in keys]
+    # One probe of the (subject, version) index per key (LATERAL ... LIMIT 1), never a scan of the history;
+    # `type || ''` keeps the planner off the low-selectivity (type, time) index.
     rows = await conn.fetch(
-        "SELECT DISTINCT e.type, e.subject FROM events e "
-        "JOIN unnest($1::text[], $2::text[]) AS k(type, subject) ON e.subject = k.subject AND e.type = k.type",
+        "SELECT k.type, k.subject FROM unnest($1::text[], $2::text[]) AS k(type, subject) "
+        "CROSS JOIN LATERAL (SELECT 1 FROM events e WHERE e.subject = k.subject AND e.type || '' = k.type LIMIT 1) x",
         [t for t, _ in pairs], [s for _, s in pairs],
     )
     return frozenset(f"{r['type']}/{r['subject']}" for r in rows)

@@ -88,8 +88,8 @@ class IntakeWorker(Worker):
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Apply one batch durably (history commit, dead letters acked); offsets are committed after."""
+        verdicts = await self._judge(records)
         now = self.clock()
-        verdicts = [domain.judge(r.value, self.settings.max_record_bytes) for r in records]
         try:
             outcome = await self._record(records, verdicts, now)
         except asyncpg.DataError as exc:  # the database refused a value: find it, never stop on it
@@ -102,6 +102,14 @@ class IntakeWorker(Worker):
                            f"the history refused a value: {type(exc).__name__}")
         await self._finish(outcome, now)
 
+    async def _judge(self, records: Sequence[ConsumerRecord]) -> list[Verdict]:
+        verdicts = []
+        for i, record in enumerate(records):
+            if i % 200 == 199:
+                await asyncio.sleep(0)  # judging is CPU work: let the relay progress in between
+            verdicts.append(domain.judge(record.value, self.settings.max_record_bytes))
+        return verdicts
+
     async def _record(self, records: Sequence[ConsumerRecord], verdicts: list[Verdict], now: datetime) -> Outcome:
         outcome = Outcome()
         for record, verdict in zip(records, verdicts, strict=True):
@@ -109,12 +117,13 @@ class IntakeWorker(Worker):
                 outcome.refuse(Origin.of_record(record), verdict.type, verdict.reason, verdict.detail)
         async with self.pool.acquire() as conn, conn.transaction():
             await store.lock_history(conn)
-            plan = domain.plan_batch(verdicts, await self._known(conn, verdicts))
+            known = await self._known(conn, verdicts)
+            plan = domain.plan_batch(verdicts, known)
             released = await store.release(conn, [a.key for a in plan.appends if isinstance(a, domain.Release)])
             await store.hold(conn, self._to_hold(records, verdicts, plan.holds), now,
                              now + timedelta(seconds=self.settings.out_of_order_grace_s))
             events, origins = _expand(plan.appends, records, verdicts, released)
-            result = await eventstore.append(conn, events, now)
+            result = await eventstore.append(conn, events, now, recorded=known.recorded)
         _settle(outcome, plan, records, verdicts, result, origins)
         return outcome
 

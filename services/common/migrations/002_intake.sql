@@ -18,3 +18,6 @@ CREATE TABLE intake_held (
 );
 CREATE INDEX intake_held_awaits ON intake_held (awaits, held_seq);
 CREATE INDEX intake_held_until ON intake_held (hold_until);
+
+-- events_subject duplicated the index of UNIQUE (subject, version); one fewer index per append.
+DROP INDEX IF EXISTS events_subject;
