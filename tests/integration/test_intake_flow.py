@@ -205,3 +205,32 @@ async def test_acceptance_delay_is_observed(settings: Settings, pool: asyncpg.Po
         await send_events(settings, [compliment(subject)])
         await eventually(lambda: has_events(pool, subject, 1))
     assert metric("casefeedback_event_delay_seconds_count", service="intake") - before == 1
+
+
+async def test_expiry_appends_a_held_event_whose_predecessor_is_already_in_the_history(
+        settings: Settings, pool: asyncpg.Pool) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from services.common import kafka
+    from services.intake import store
+    from services.intake.domain import judge
+
+    case = unique("case")
+    rec, ack = received(case), acknowledged(case)
+    raw = json.dumps(ack).encode()
+    verdict = judge(raw, settings.max_record_bytes)
+    now = datetime.now(UTC)
+    held = store.HeldEvent(ack["id"], f"complaint.received/{case}", verdict.digest, verdict.body,  # type: ignore
+                           raw, TOPIC_COMPLAINTS, 0, 0, case.encode(), now)
+    async with pool.acquire() as conn, conn.transaction():  # a hold that missed its release
+        await eventstore.append(conn, [eventstore.NewEvent(rec, json.dumps(rec).encode())])
+        await store.hold(conn, [held], now - timedelta(seconds=5), now - timedelta(seconds=1))
+    producer = kafka.producer(settings.kafka)
+    await producer.start()
+    try:
+        assert await IntakeWorker(settings, pool, producer).expire_once(now) >= 1
+    finally:
+        await producer.stop()
+    assert [e.type for e in await history(pool, case)] == ["complaint.received", "complaint.acknowledged"]
+    async with pool.acquire() as conn:
+        assert not await _held(conn, ack["id"])
