@@ -33,6 +33,8 @@ OUTCOMES = ("upheld", "partially_upheld", "not_upheld", "resolved")
 # Every answer any scale allows (likert5, yes_no, score10); anything else is stored as `other`.
 ANSWERS = frozenset({"yes", "no", *(str(n) for n in range(0, 11))})
 FOLDABLE = ("outcome", "respondent_type", "service_area", "stage")  # labels whose values are folded
+ARCHIVE_DAY = 0  # all counts older than KEEP_DAYS, per series: in every all-time total, in no window
+KEEP_DAYS = 400  # the longest window (365 days) and a margin
 MAX_SURVEYS = 50
 MAX_QUESTIONS = 50
 
@@ -201,6 +203,20 @@ def add_facts(buckets: Buckets, facts: Iterable[Fact]) -> None:
     for fact in facts:
         days = buckets.setdefault((fact.kind, fact.labels), {})
         days[fact.day] = days.get(fact.day, 0) + 1
+
+
+def compact(buckets: Buckets, today: int) -> None:
+    """Fold, in place, each series' days older than KEEP_DAYS into its ARCHIVE_DAY count (totals unchanged)."""
+    cutoff = compact_cutoff(today)
+    for days in buckets.values():
+        old = [day for day in days if ARCHIVE_DAY < day < cutoff]
+        if old:
+            days[ARCHIVE_DAY] = days.get(ARCHIVE_DAY, 0) + sum(days.pop(day) for day in old)
+
+
+def compact_cutoff(today: int) -> int:
+    """Days before this one are folded into the archive."""
+    return today - KEEP_DAYS
 
 
 def window_sum(days: Mapping[int, int], today: int, length: int) -> int:

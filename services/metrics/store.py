@@ -55,3 +55,15 @@ async def surveys(conn: asyncpg.Connection) -> dict[str, Survey]:
     rows = await conn.fetch("SELECT survey_id, partition, seq, definition FROM metrics_surveys")
     return {r["survey_id"]: survey_of({"subject": r["survey_id"], "data": json.loads(r["definition"])},
                                       r["partition"], int(r["seq"])) for r in rows}
+
+
+async def compact(conn: asyncpg.Connection, group: str, partition: int, cutoff: int) -> None:
+    """Fold the partition's days before `cutoff` into one archive row per series (day 0), atomically."""
+    await conn.execute(
+        "WITH old AS (DELETE FROM metrics_buckets WHERE grp = $1 AND partition = $2 AND day > 0 AND day < $3 "
+        "RETURNING kind, labels, n) "
+        "INSERT INTO metrics_buckets(grp, partition, kind, labels, day, n) "
+        "SELECT $1, $2, kind, labels, 0, sum(n) FROM old GROUP BY kind, labels "
+        "ON CONFLICT (grp, partition, kind, labels, day) DO UPDATE SET n = metrics_buckets.n + EXCLUDED.n",
+        group, partition, cutoff,
+    )

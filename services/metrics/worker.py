@@ -30,6 +30,7 @@ from services.metrics.collector import MetricsCollector
 
 log = logging.getLogger(__name__)
 SURVEY_REFRESH_S = 1.0
+COMPACT_EVERY_S = 3600.0
 Refused = (d.BadEvent, KeyError, TypeError, ValueError)
 
 
@@ -71,7 +72,7 @@ class MetricsWorker(HistoryWorker):
         MetricsWorker.live.append(self)
 
     def background(self) -> list[Background]:
-        return [self._follow_surveys]
+        return [self._follow_surveys, self._compact_daily]
 
     async def on_assigned(self, partitions: set[TopicPartition]) -> None:
         await super().on_assigned(partitions)
@@ -138,6 +139,24 @@ class MetricsWorker(HistoryWorker):
             REGISTRY.unregister(self.collector)
             if self in MetricsWorker.live:
                 MetricsWorker.live.remove(self)
+
+    async def compact(self) -> None:
+        """Fold days older than the longest window into one archive count per series, owned partitions only."""
+        today = d.today_of(self.clock())
+        for partition in sorted(self.buckets):
+            async with self.pool.acquire() as conn, conn.transaction():
+                await store.compact(conn, self.group, partition, d.compact_cutoff(today))
+            if partition in self.buckets:
+                d.compact(self.buckets[partition], today)
+        self._merged = None
+
+    async def _compact_daily(self, stop: asyncio.Event) -> None:
+        """Compact every COMPACT_EVERY_S while running, so the tables stay bounded."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), COMPACT_EVERY_S)
+            except TimeoutError:
+                await self.compact()
 
     def health(self) -> dict[str, Any]:
         return {"surveys_defined": len(self.surveys), "partitions_owned": len(self.buckets)}

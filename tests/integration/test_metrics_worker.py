@@ -182,3 +182,20 @@ async def test_an_uncountable_history_event_becomes_a_dead_letter(settings: Sett
         assert runtime.loop is not None and runtime.loop.consuming
     letter = next(json.loads(r.value) for r in letters if r.key == subject.encode())
     assert letter["reason"] == "invalid_data" and "answers (object)" in letter["detail"]
+
+
+async def test_compaction_folds_old_days_without_changing_any_figure(settings: Settings, pool: asyncpg.Pool) -> None:
+    old = [cloudevent("compliment.received", unique("cmp"), (NOW - timedelta(days=500 + i)).isoformat(),
+                      {"service_area": "general", "channel": "web", "about": "staff"}) for i in range(5)]
+    worker = own_group()
+    async with running(worker, settings):
+        await append(pool, old + history(unique("survey")))
+        before = await until_equal(pool)
+        live = workers()[0]
+        await live.compact()
+        assert summed([scrape(live.collector)]) == before
+        async with pool.acquire() as conn:
+            oldest = await conn.fetchval("SELECT min(day) FROM metrics_buckets WHERE grp = $1 AND day > 0", live.group)
+        assert oldest >= d.compact_cutoff(d.today_of(NOW))
+    async with running(worker, settings):  # a restart loads the compacted rows: same figures
+        assert summed([scrape(w.collector) for w in workers()]) == before

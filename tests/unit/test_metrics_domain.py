@@ -165,3 +165,14 @@ def test_figures_summed_across_partition_owners_equal_the_single_owner(evs: list
     for name in ("casefeedback_satisfaction_responses", "casefeedback_satisfaction_positive",
                  "casefeedback_compliments_total", "casefeedback_compliments_received"):
         assert _summed(parts, name) == _summed([one], name)
+
+
+def test_compaction_keeps_totals_and_windows_and_bounds_the_days() -> None:
+    today = d.today_of(NOW)
+    buckets: d.Buckets = {("compliment", ("housing",)): {today - n: 1 for n in range(0, 1000, 7)}}
+    before = (d.totals(buckets, "compliment"), d.windowed(buckets, "compliment", today))
+    d.compact(buckets, today)
+    assert (d.totals(buckets, "compliment"), d.windowed(buckets, "compliment", today)) == before
+    days = buckets[("compliment", ("housing",))]
+    assert min(day for day in days if day != d.ARCHIVE_DAY) >= today - d.KEEP_DAYS
+    assert days[d.ARCHIVE_DAY] == len(range(d.KEEP_DAYS + 6, 1000, 7))
