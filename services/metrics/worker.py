@@ -30,7 +30,6 @@ from services.metrics.collector import MetricsCollector
 
 log = logging.getLogger(__name__)
 SURVEY_REFRESH_S = 1.0
-COMPACT_EVERY_S = 3600.0
 Refused = (d.BadEvent, KeyError, TypeError, ValueError)
 
 
@@ -43,6 +42,9 @@ class MetricsWorker(HistoryWorker):
 
     name = "metrics"
     live: ClassVar[list[MetricsWorker]] = []  # workers running in this process (tests read them)
+    # Off by default: `casefeedback replay` compares live per-day counts with a rebuild day by day, so
+    # it must apply `domain.compact` to both sides before compaction may run on a schedule.
+    compact_every_s: ClassVar[float | None] = None
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer):
         super().__init__(settings, pool, producer)
@@ -72,7 +74,8 @@ class MetricsWorker(HistoryWorker):
         MetricsWorker.live.append(self)
 
     def background(self) -> list[Background]:
-        return [self._follow_surveys, self._compact_daily]
+        tasks: list[Background] = [self._follow_surveys]
+        return tasks + [self._compact_on_schedule] if self.compact_every_s else tasks
 
     async def on_assigned(self, partitions: set[TopicPartition]) -> None:
         await super().on_assigned(partitions)
@@ -150,11 +153,11 @@ class MetricsWorker(HistoryWorker):
                 d.compact(self.buckets[partition], today)
         self._merged = None
 
-    async def _compact_daily(self, stop: asyncio.Event) -> None:
-        """Compact every COMPACT_EVERY_S while running, so the tables stay bounded."""
+    async def _compact_on_schedule(self, stop: asyncio.Event) -> None:
+        """Compact every `compact_every_s` while running, so the tables stay bounded."""
         while not stop.is_set():
             try:
-                await asyncio.wait_for(stop.wait(), COMPACT_EVERY_S)
+                await asyncio.wait_for(stop.wait(), self.compact_every_s)
             except TimeoutError:
                 await self.compact()
 
