@@ -35,8 +35,9 @@ def _public_holidays(region: str) -> holidays.HolidayBase:
     return holidays.country_holidays("GB", subdiv=region)
 
 
+@lru_cache(maxsize=65536)
 def is_working_day(day: date, region: str) -> bool:
-    """Monday to Friday and not a public holiday in the UK nation `region`."""
+    """Monday to Friday and not a public holiday in the UK nation `region` (cached: deadlines reuse days)."""
     return day.weekday() < 5 and day not in _public_holidays(region)
 
 

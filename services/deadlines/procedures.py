@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cached_property
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -90,9 +91,9 @@ class Procedure(_Model):
             raise ValueError(f"serious_stage {self.serious_stage!r} is not one of the stages {ids}")
         return self
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """`id@version#hash`: names exactly this document."""
+        """`id@version#hash`: names exactly this document (computed once: the model is frozen)."""
         return f"{self.id}@{self.version}#{document_hash(self.document())[:12]}"
 
     def document(self) -> dict[str, Any]:

@@ -72,6 +72,8 @@ def _emit(state: CaseState, type_: str, deadline: Deadline, at: datetime, **extr
 def fire_due(state: CaseState, until: datetime) -> tuple[CaseState, list[dict[str, Any]]]:
     """Warn and breach every deadline due at or before `until`; events in time order."""
     fired = timers.fire_all(list(state.deadlines), until)
+    if not fired.firings:  # the common case: nothing due yet, the state stands as it is
+        return state, []
     new = replace(state, deadlines=tuple(fired.deadlines))
     return new, [_emit(new, FIRING_TYPES[kind], d, at) for d, kind, at in fired.firings]
 

@@ -102,6 +102,8 @@ def _with_latest(state: CaseLearning, stage: LearningStage) -> CaseLearning:
 def fire_due(state: CaseLearning, until: datetime) -> tuple[CaseLearning, list[dict[str, Any]]]:
     """Warn and mark overdue every learning deadline due at or before `until`."""
     fired = timers.fire_all(state.deadlines(), until)
+    if not fired.firings:  # nothing due yet: the state stands as it is
+        return state, []
     stages = tuple(replace(s, deadline=d) for s, d in zip(state.stages, fired.deadlines, strict=True))
     new = replace(state, stages=stages)
     out = []
