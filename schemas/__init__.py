@@ -2,9 +2,9 @@
 
 from schemas.envelope import CloudEvent
 from schemas.registry import (
+    ALERT_TYPES,
     ALL_TOPICS,
     ALL_TYPES,
-    ALERT_TYPES,
     DERIVED_TYPES,
     INBOUND_TOPICS,
     INBOUND_TYPES,

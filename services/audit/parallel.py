@@ -32,14 +32,12 @@ class ShardResult:
 
 
 async def _chain(url: str, total: int, batch: int) -> ShardResult:
-    import json
-
     conn = await asyncpg.connect(url)
     result, chain, after = ShardResult(ReplaySummary()), ChainState(), 0
     try:
         while rows := await conn.fetch(QUERY, after, batch, total):
             for row in rows:
-                broken = check_link(row, json.loads(row["body"]), chain)
+                broken = check_link(row, chain)
                 if broken is not None:
                     result.summary.differences.append(broken)
             after = rows[-1]["seq"]

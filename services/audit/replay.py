@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 
 from services.audit.projections import Difference, Projection, compare
-from services.common.eventstore import GENESIS, StoredEvent, chain_hash, digest
+from services.common.eventstore import GENESIS, StoredEvent, link_problem
 
 Progress = Callable[[int, int], None]
 QUERY = ("SELECT seq, id, subject, version, type, time, recorded_at, body::text AS body, raw, digest, prev_hash, "
@@ -63,19 +63,9 @@ class ReplaySummary:
         return not self.differences
 
 
-def check_link(row: asyncpg.Record, body: dict[str, Any], chain: ChainState) -> Difference | None:
+def check_link(row: asyncpg.Record, chain: ChainState) -> Difference | None:
     """The row's place in the hash chain, recomputed; a Difference naming its subject when it is broken."""
-    problem = None
-    d = digest(body)
-    raw = bytes(row["raw"]) if row["raw"] is not None else None
-    if row["seq"] != chain.expected_seq:
-        problem = f"sequence gap: expected seq {chain.expected_seq}, found {row['seq']}"
-    elif d != bytes(row["digest"]):
-        problem = f"event {row['id']} (seq {row['seq']}) was edited: its body does not match its digest"
-    elif bytes(row["prev_hash"]) != chain.prev:
-        problem = f"event {row['id']} (seq {row['seq']}): prev_hash does not match the previous event's hash"
-    elif chain_hash(chain.prev, row["seq"], row["id"], d, raw) != bytes(row["hash"]):
-        problem = f"event {row['id']} (seq {row['seq']}) was edited: its hash does not match its contents"
+    problem = link_problem(row, chain.prev, chain.expected_seq)
     chain.prev, chain.expected_seq = bytes(row["hash"]), row["seq"] + 1
     return Difference("chain", row["subject"], problem, row["seq"]) if problem else None
 
@@ -90,7 +80,7 @@ def _apply_row(row: asyncpg.Record, projections: list[Projection], chain: ChainS
     body = json.loads(row["body"])
     clock = time.perf_counter()
     if chain is not None:
-        broken = check_link(row, body, chain)
+        broken = check_link(row, chain)
         if broken is not None:
             summary.differences.append(broken)
         clock = _lap(summary, "chain", clock)

@@ -12,6 +12,7 @@ from services.audit import store
 from services.audit.parallel import replay_parallel
 from services.audit.projections import build_projections
 from services.audit.replay import Progress, ReplaySummary, render_summary, replay
+from services.cli.arguments import instant
 from services.common.errors import ConfigurationError
 from services.common.settings import Settings
 
@@ -19,18 +20,8 @@ HELP = ("rebuild every projection from the recorded history, verify its hash cha
         "and compare with the live state; exits 1 on any difference")
 
 
-def _instant(value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a time like 2026-03-02T09:00:00+00:00, got {value!r}") from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{value!r} has no UTC offset; add one, e.g. +00:00")
-    return moment
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--until", type=_instant, default=None,
+    parser.add_argument("--until", type=instant, default=None,
                         help="replay only the history recorded up to this time (RFC 3339); live state is not compared")
     parser.add_argument("--batch", type=int, default=5000, help="events read per query")
     parser.add_argument("--workers", type=int, default=1,

@@ -6,40 +6,24 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from services.audit import store
 from services.audit.report import Period, ReportBuilder
 from services.audit.report_markdown import render_markdown
+from services.cli.arguments import day, instant
 from services.common.errors import ConfigurationError
 from services.common.settings import Settings
 
 HELP = "the period's complaints and compliments report, computed from the recorded history"
 
 
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date like 2011-12-31, got {value!r}") from None
-
-
-def _instant(value: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a time like 2012-01-15T09:00:00+00:00, got {value!r}") from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{value!r} has no UTC offset; add one, e.g. +00:00")
-    return moment
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="start", type=_date, required=True, help="first day of the period (UTC)")
-    parser.add_argument("--to", dest="end", type=_date, required=True, help="last day of the period (UTC)")
+    parser.add_argument("--from", dest="start", type=day, required=True, help="first day of the period (UTC)")
+    parser.add_argument("--to", dest="end", type=day, required=True, help="last day of the period (UTC)")
     parser.add_argument("--format", choices=("json", "markdown"), default="json")
-    parser.add_argument("--recorded-by", dest="recorded_by", type=_instant, default=None,
+    parser.add_argument("--recorded-by", dest="recorded_by", type=instant, default=None,
                         help="only events the history had accepted by this time (RFC 3339): the report as it "
                              "could be computed then, e.g. to reproduce a published one exactly")
 

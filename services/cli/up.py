@@ -8,6 +8,7 @@ broker keeps its data in memory, so the embedded database is new on every run as
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -171,7 +172,5 @@ def _shutdown(children: list[Child], extra: list[subprocess.Popen[bytes]], infra
     for proc in procs:
         stop_process(proc, signal.SIGTERM, 15)
     infra.stop()
-    try:
+    with contextlib.suppress(FileNotFoundError):
         settings.run_file.unlink()
-    except FileNotFoundError:
-        pass

@@ -71,7 +71,8 @@ class ConsumerLoop:
             if records:
                 await self._process(records, batches)
 
-    async def _process(self, records: list[ConsumerRecord], batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    async def _process(self, records: list[ConsumerRecord],
+                       batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         await self.handler(records)
         offsets = {tp: OffsetAndMetadata(rs[-1].offset + 1, "") for tp, rs in batches.items() if rs}
         await self.consumer.commit(offsets)

@@ -209,22 +209,27 @@ async def verify_chain(conn: asyncpg.Connection, batch: int = 10000) -> tuple[in
         if not rows:
             return checked, None
         for r in rows:
-            problem = _check_link(r, prev, expected_seq)
+            problem = link_problem(r, prev, expected_seq)
             if problem:
                 return checked, ChainBreak(r["seq"], r["id"], problem)
             prev, expected_seq, checked = bytes(r["hash"]), expected_seq + 1, checked + 1
         after = rows[-1]["seq"]
 
 
-def _check_link(r: asyncpg.Record, prev: bytes, expected_seq: int) -> str | None:
+def link_problem(r: Mapping[str, Any], prev: bytes, expected_seq: int) -> str | None:
+    """What is wrong with one stored event's link in the chain (None when intact).
+
+    `r` holds seq, id, body (the stored text), raw, digest, prev_hash and hash. The body is kept
+    verbatim, so its digest is the sha256 of that text: no re-serialising, no ambiguity.
+    """
     if r["seq"] != expected_seq:
-        return f"sequence gap: expected {expected_seq}, found {r['seq']}"
-    d = digest(json.loads(r["body"]))
+        return f"sequence gap: expected seq {expected_seq}, found {r['seq']}"
+    d = hashlib.sha256(r["body"].encode()).digest()
     if d != bytes(r["digest"]):
-        return "stored body does not match its digest (the event was edited)"
+        return f"event {r['id']} (seq {r['seq']}) was edited: its body does not match its digest"
     if bytes(r["prev_hash"]) != prev:
-        return "prev_hash does not match the previous event's hash"
+        return f"event {r['id']} (seq {r['seq']}): prev_hash does not match the previous event's hash"
     raw = bytes(r["raw"]) if r["raw"] is not None else None
     if chain_hash(prev, r["seq"], r["id"], d, raw) != bytes(r["hash"]):
-        return "hash does not match the event's contents (id, body or original bytes edited)"
+        return f"event {r['id']} (seq {r['seq']}) was edited: its hash does not match its contents"
     return None

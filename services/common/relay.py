@@ -10,6 +10,7 @@ drop by their per-partition seq (see `positions`). One relay runs at a time acro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime
 
@@ -107,10 +108,8 @@ class Relay:
 
 
 async def _wait(stop: asyncio.Event, timeout: float) -> None:
-    try:
+    with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout)
-    except asyncio.TimeoutError:
-        pass
 
 
 async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:

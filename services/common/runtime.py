@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -103,10 +104,8 @@ async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
             log.warning("supervisor %d is gone; stopping", parent_pid)
             stop.set()
             return
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
-        except asyncio.TimeoutError:
-            pass
 
 
 def run_worker(worker_cls: type[Worker], settings: Settings) -> int:

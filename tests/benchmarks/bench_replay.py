@@ -103,7 +103,7 @@ def rows(total: int) -> Iterator[tuple[Any, ...]]:
         link, prev = prev, chain_hash(prev, seq, body["id"], d, raw)
         versions[body["subject"]] = version = versions.get(body["subject"], 0) + 1
         yield (seq, body["id"], body["subject"], version, body["type"], body["source"],
-               datetime.fromisoformat(body["time"]), recorded, raw, json.dumps(body), d, link, prev)
+               datetime.fromisoformat(body["time"]), recorded, raw, canonical(body).decode(), d, link, prev)
 
 
 async def fill(url: str, total: int, chunk: int = 50_000) -> float:

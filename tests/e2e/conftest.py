@@ -68,6 +68,16 @@ def start_up(home: Path, *extra: str, timeout_s: float = 90) -> UpProcess:
     raise AssertionError("casefeedback up did not report its services consuming:\n" + "\n".join(up.lines))
 
 
+def replay_when_caught_up(up: UpProcess, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    """Replay; while a service is still applying the tail (live state behind), try again a little later."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        replayed = up.cli("replay")
+        if replayed.returncode == 0 or time.monotonic() > deadline:
+            return replayed
+        time.sleep(1)
+
+
 def stop_up(up: UpProcess, timeout_s: float = 60) -> str:
     """Interrupt it as Ctrl-C would and return the rest of its output."""
     up.proc.send_signal(signal.SIGINT)

@@ -12,17 +12,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.e2e.conftest import UpProcess, start_up, stop_up
-
-
-def _replay_when_caught_up(up: UpProcess, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
-    """Replay; while a service is still applying the tail (live state behind), try again a little later."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        replayed = up.cli("replay")
-        if replayed.returncode == 0 or time.monotonic() > deadline:
-            return replayed
-        time.sleep(1)
+from tests.e2e.conftest import UpProcess, replay_when_caught_up, start_up, stop_up
 
 
 def _feed_demo(up: UpProcess, seconds: float) -> None:
@@ -48,7 +38,7 @@ async def _edit_an_outcome(url: str) -> str:
         body = json.loads(row["body"])
         body["data"]["outcome"] = "not_upheld" if body["data"]["outcome"] == "upheld" else "upheld"
         await conn.execute("ALTER TABLE events DISABLE TRIGGER events_no_update")
-        await conn.execute("UPDATE events SET body = $2::jsonb WHERE id = $1", row["id"], json.dumps(body))
+        await conn.execute("UPDATE events SET body = $2::json WHERE id = $1", row["id"], json.dumps(body))
         await conn.execute("ALTER TABLE events ENABLE TRIGGER events_no_update")
         return str(row["subject"])
     finally:
@@ -59,7 +49,7 @@ def test_replay_proves_the_live_state_after_traffic_and_names_the_case_of_an_edi
     up = start_up(tmp_path)
     try:
         _feed_demo(up, 15)
-        replayed = _replay_when_caught_up(up)
+        replayed = replay_when_caught_up(up)
         assert replayed.returncode == 0, replayed.stdout + replayed.stderr
         assert "compared with live: escalation, learning, metrics" in replayed.stdout
         assert "complaint.received: " in replayed.stdout and "deadline.met: " in replayed.stdout

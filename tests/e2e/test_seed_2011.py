@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import asyncpg
 
 from services.audit.seed2011 import EXPECTED_2011, seed_2011
-from tests.e2e.conftest import UpProcess, start_up, stop_up
+from tests.e2e.conftest import UpProcess, replay_when_caught_up, start_up, stop_up
 
 # What escalation must have derived before the report is final: 60 complaints x 2 deadlines scheduled,
 # 60 acknowledgements and 52 responses met, and the 8 open cases' response deadlines (due in 2012)
@@ -42,16 +41,6 @@ def _wait_for_derived_events(up: UpProcess, prefix: str, timeout_s: float = 120)
         time.sleep(0.5)
 
 
-def _replay_until_services_caught_up(up: UpProcess, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
-    """Replay; while a service is still applying the tail (live state behind), try again a little later."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        replayed = up.cli("replay")
-        if replayed.returncode == 0 or time.monotonic() > deadline:
-            return replayed
-        time.sleep(1)
-
-
 def test_a_year_like_seed_2011_through_the_live_services_reproduces_the_seed_report(tmp_path: Path) -> None:
     prefix = "dundee2011"
     path = tmp_path / "2011.jsonl"
@@ -76,7 +65,7 @@ def test_a_year_like_seed_2011_through_the_live_services_reproduces_the_seed_rep
         assert "A total of 60 complaints, 57 Level 1, 3 Level 2, were recorded in the period." in markdown.stdout
         assert "Investigations on 8 complaints are still ongoing." in markdown.stdout
 
-        replayed = _replay_until_services_caught_up(up)
+        replayed = replay_when_caught_up(up)
         assert replayed.returncode == 0, replayed.stdout + replayed.stderr
         assert "complaint.received: 60" in replayed.stdout and "compliment.received: 131" in replayed.stdout
         compared = replayed.stdout.split("compared with live: ")[1].splitlines()[0].split(", ")

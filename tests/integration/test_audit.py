@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,7 +24,7 @@ from services.cli import replay as replay_cli
 from services.cli import report as report_cli
 from services.common import db, eventstore
 from services.common.embedded import EmbeddedPostgres
-from services.common.eventstore import NewEvent, canonical, chain_hash, digest
+from services.common.eventstore import NewEvent, canonical, chain_hash
 from services.common.settings import Settings
 from services.deadlines.procedures import load_book
 from services.escalation import domain as escalation
@@ -167,22 +168,23 @@ async def _fresh_history(url: str, inbound: list[dict[str, Any]]) -> None:
         await conn.close()
 
 
-async def _edit(conn: asyncpg.Connection, event_id: str, body: dict[str, Any]) -> None:
+async def _edit(conn: asyncpg.Connection, event_id: str, body: dict[str, Any] | str) -> None:
     """Change one stored body behind the system's back (the append-only trigger switched off)."""
+    text = body if isinstance(body, str) else json.dumps(body)
     await conn.execute("ALTER TABLE events DISABLE TRIGGER events_no_update")
-    await conn.execute("UPDATE events SET body = $2::jsonb WHERE id = $1", event_id, json.dumps(body))
+    await conn.execute("UPDATE events SET body = $2::json WHERE id = $1", event_id, text)
     await conn.execute("ALTER TABLE events ENABLE TRIGGER events_no_update")
 
 
-async def _stored_body(url: str, event_id: str) -> dict[str, Any]:
+async def _stored_text(url: str, event_id: str) -> str:
     conn = await asyncpg.connect(url)
     try:
-        return dict(json.loads(await conn.fetchval("SELECT body::text FROM events WHERE id = $1", event_id)))
+        return str(await conn.fetchval("SELECT body::text FROM events WHERE id = $1", event_id))
     finally:
         await conn.close()
 
 
-async def _edit_committed(url: str, event_id: str, body: dict[str, Any]) -> None:
+async def _edit_committed(url: str, event_id: str, body: dict[str, Any] | str) -> None:
     conn = await asyncpg.connect(url)
     try:
         await _edit(conn, event_id, body)
@@ -211,8 +213,9 @@ def test_replay_passes_an_intact_history_and_catches_one_edited_event(
     # 6 complaint deadlines (dundee level1: acknowledge, respond) and the closed case's learning deadline
     assert "learning.stage.opened: 1" in out and "projections rebuilt: history, escalation, learning, metrics" in out
     edited = stories[1][2]  # case 2's response
-    original = asyncio.run(_stored_body(own_db, edited["id"]))
-    changed = {**original, "data": {**original["data"], "outcome": "not_upheld"}}
+    original = asyncio.run(_stored_text(own_db, edited["id"]))  # restored byte for byte afterwards
+    stored = json.loads(original)
+    changed = {**stored, "data": {**stored["data"], "outcome": "not_upheld"}}
     asyncio.run(_edit_committed(own_db, edited["id"], changed))
     try:
         code, out = _replay_cli(own_db, capsys, settings)
@@ -242,7 +245,7 @@ async def _rewrite_chain_from(conn: asyncpg.Connection, seq: int) -> None:
     prev = bytes(await conn.fetchval("SELECT prev_hash FROM events WHERE seq = $1", seq))
     await conn.execute("ALTER TABLE events DISABLE TRIGGER events_no_update")
     for r in await conn.fetch("SELECT seq, id, body::text AS body, raw FROM events WHERE seq >= $1 ORDER BY seq", seq):
-        d = digest(json.loads(r["body"]))
+        d = hashlib.sha256(r["body"].encode()).digest()  # the system digests the stored text
         h = chain_hash(prev, r["seq"], r["id"], d, bytes(r["raw"]) if r["raw"] is not None else None)
         await conn.execute("UPDATE events SET digest = $2, prev_hash = $3, hash = $4 WHERE seq = $1",
                            r["seq"], d, prev, h)

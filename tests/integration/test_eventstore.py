@@ -63,7 +63,8 @@ async def test_hash_chain_verifies_and_detects_an_edit_behind_the_systems_back(p
         try:  # the edit is rolled back so the shared history stays intact for other tests
             await conn.execute("ALTER TABLE events DISABLE TRIGGER events_no_update")
             await conn.execute(
-                "UPDATE events SET body = jsonb_set(body, '{data,service_area}', '\"housing\"') WHERE seq = $1", last
+                "UPDATE events SET body = jsonb_set(body::jsonb, '{data,service_area}', '\"housing\"')::json "
+                "WHERE seq = $1", last
             )
             _, broken = await eventstore.verify_chain(conn)
         finally:

@@ -9,8 +9,9 @@ CREATE TABLE events (
     time         timestamptz NOT NULL,              -- event time (when it happened in the world)
     recorded_at  timestamptz NOT NULL,              -- when the history accepted it
     raw          bytea,                             -- the original record value, byte for byte (inbound only)
-    body         jsonb       NOT NULL,              -- the event as normalised by intake or derived by a service
-    digest       bytea       NOT NULL,              -- sha256 of the canonical body: tells a conflict from a duplicate
+    body         json        NOT NULL,              -- the normalised event as canonical JSON text, kept verbatim
+                                                    -- (json, not jsonb) so its digest is checked without re-serialising
+    digest       bytea       NOT NULL,              -- sha256 of the body text: tells a conflict from a duplicate
     prev_hash    bytea       NOT NULL,
     hash         bytea       NOT NULL,              -- sha256(prev_hash, seq, id, digest, sha256(raw))
     UNIQUE (subject, version)
