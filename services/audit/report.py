@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from services.audit.procedures import stage_order
+from services.learning.patterns import Patterns
 
 OUTCOMES = ("upheld", "partially_upheld", "not_upheld", "resolved")
 
@@ -99,12 +100,16 @@ class ReportBuilder:
     learning: Counter[str] = field(default_factory=Counter)
     surveys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     answers: dict[tuple[str, str, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    patterns: Patterns = field(default_factory=Patterns)  # learning actions by service area (learning's fold)
 
     def add(self, body: dict[str, Any]) -> None:
         """Take one event into account (events after the period's end are ignored)."""
         moment = parse_time(str(body["time"]))
         if moment > self.period.last_instant:
             return
+        # every case's service area is needed; the actions counted are those of the period
+        if body["type"] == "complaint.received" or self.period.contains(moment):
+            self.patterns.add(body)
         handler = HANDLERS.get(str(body["type"]))
         if handler is not None:
             handler(self, body, moment)
@@ -116,7 +121,7 @@ class ReportBuilder:
         return self
 
     def result(self) -> dict[str, Any]:
-        """The report as contract section 9's JSON, plus satisfaction and themes."""
+        """The report as contract section 9's JSON, plus satisfaction, themes and learning actions by area."""
         return {
             "period": {"from": self.period.start.isoformat(), "to": self.period.end.isoformat()},
             "complaints": self._complaints(),
@@ -124,6 +129,7 @@ class ReportBuilder:
             "learning": self._learning(),
             "satisfaction": self._satisfaction(),
             "themes": self._themes(),
+            "learning_actions": self.patterns.result()["learning_actions"],
         }
 
     def _complaints(self) -> dict[str, Any]:

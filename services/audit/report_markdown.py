@@ -64,6 +64,15 @@ def _learning(learning: dict[str, Any]) -> list[str]:
             f"{percent(learning['completed_on_time_rate'])} of them within the time allowed.", ""]
 
 
+def _actions(by_area: dict[str, dict[str, int]]) -> list[str]:
+    if not by_area:
+        return []
+    lines = ["### Learning actions by service area", ""]
+    for area, counts in by_area.items():
+        lines.append(f"- {_label(area)}: " + ", ".join(f"{key.replace('.', ' ')} ({n})" for key, n in counts.items()))
+    return lines + [""]
+
+
 def _satisfaction_line(row: dict[str, Any]) -> str:
     line = f"| {row['survey']} | {row['question']} | {row['responses']} | {percent(row['ratio'])} |"
     target = row.get("target")
@@ -101,5 +110,6 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [f"# Complaints and compliments report, {p['from']} to {p['to']}", ""]
     lines += _complaints(report["complaints"]) + _themes(report.get("themes", {}))
     lines += _compliments(report["compliments"]) + _learning(report["learning"])
+    lines += _actions(report.get("learning_actions", {}))
     lines += _satisfaction(report.get("satisfaction", []))
     return "\n".join(lines).rstrip() + "\n"

@@ -17,6 +17,9 @@ from services.common.relay import recorded_at_of
 log = logging.getLogger(__name__)
 
 Record = ConsumerRecord  # re-exported so services need not import aiokafka
+# Under a backlog (a fetch of at least LINGER_THRESHOLD records), keep gathering for up to LINGER_S.
+LINGER_THRESHOLD = 50
+LINGER_S = 0.05
 BatchHandler = Callable[[Sequence[ConsumerRecord]], Awaitable[None]]
 PartitionsHook = Callable[[set[TopicPartition]], Awaitable[None]]
 
@@ -65,11 +68,30 @@ class ConsumerLoop:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished and committed first."""
         while not stop.is_set():
-            batches = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
+            batches = await self._fetch()
             self.consuming = True
             records = [r for tp in sorted(batches, key=lambda t: (t.topic, t.partition)) for r in batches[tp]]
             if records:
                 await self._process(records, batches)
+
+    async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """One batch: what is fetched now, plus, under load, what arrives within a short linger.
+
+        Each batch costs a database transaction and an offset commit, so under a backlog larger
+        batches are far cheaper per record; a lone record (no backlog) is handed on at once.
+        """
+        batches: dict[TopicPartition, list[ConsumerRecord]] = await self.consumer.getmany(
+            timeout_ms=200, max_records=self.max_records)
+        count = sum(len(rs) for rs in batches.values())
+        deadline = time.monotonic() + LINGER_S
+        while LINGER_THRESHOLD <= count < self.max_records and (left := deadline - time.monotonic()) > 0:
+            more = await self.consumer.getmany(timeout_ms=int(left * 1000), max_records=self.max_records - count)
+            if not more:
+                break
+            for tp, rs in more.items():
+                batches.setdefault(tp, []).extend(rs)
+                count += len(rs)
+        return batches
 
     async def _process(self, records: list[ConsumerRecord],
                        batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:

@@ -36,10 +36,13 @@ async def test_killed_mid_case_and_restarted_meets_and_breaches_exactly_once(
     case, other = unique("kill"), unique("kill")
     process = _spawn(settings, tmp_path / "escalation.log")
     try:
-        await accept(pool, [received(case, "2026-03-02T09:15:00+00:00", serious=True)])
-        await wait_derived(pool, case, SOURCE, 2, timeout_s=60)  # scheduled ack and respond
-        await accept(pool, [cloudevent("complaint.acknowledged", case, "2026-03-04T09:00:00+00:00",
-                                       {"stage": "stage2"}), received(other, "2026-03-02T09:15:00+00:00")])
+        # Received and acknowledged are recorded together: the dates are long past by the wall clock, so
+        # a tick between the two would (rightly) warn of the acknowledgement before the history held it.
+        await accept(pool, [received(case, "2026-03-02T09:15:00+00:00", serious=True),
+                            cloudevent("complaint.acknowledged", case, "2026-03-04T09:00:00+00:00",
+                                       {"stage": "stage2"})])
+        await wait_derived(pool, case, SOURCE, 3, timeout_s=60)  # scheduled ack and respond, ack met
+        await accept(pool, [received(other, "2026-03-02T09:15:00+00:00")])
         process.send_signal(signal.SIGKILL)  # maybe mid-batch: nothing after its last commit counts
         process.wait(10)
     finally:

@@ -196,3 +196,25 @@ def test_a_breach_of_the_old_target_does_not_count_once_an_extension_moved_it_pa
     assert build_report(history, YEAR)["complaints"]["responded_within_target_rate"] is None
     late_breach_of_old = deadline("deadline.breached", "x", "2011-12-23T00:00:00+00:00", "stage1", "respond", old)
     assert build_report([*history, late_breach_of_old], YEAR)["complaints"]["responded_within_target_rate"] is None
+
+
+def test_learning_actions_by_service_area_count_the_periods_actions_by_level() -> None:
+    def action(type_: str, subject: str, time_: str, action_id: str, level: str | None = None) -> dict[str, Any]:
+        data = {"action_id": action_id} | ({"level": level, "description": "d"} if level else {})
+        return ev(type_, subject, time_, data)
+
+    history = [
+        received("c1", "2010-11-01T09:00:00+00:00", area="community_care"),
+        action("learning.action.added", "c1", "2010-12-20T09:00:00+00:00", "before", "local"),  # before the period
+        received("c2", "2011-02-01T09:00:00+00:00", area="childrens_services"),
+        action("learning.action.added", "c1", "2011-01-10T09:00:00+00:00", "a1", "local"),
+        action("learning.action.completed", "c1", "2011-01-20T09:00:00+00:00", "a1"),
+        action("learning.action.added", "c2", "2011-03-01T09:00:00+00:00", "a2", "systemic"),
+        action("learning.action.added", "c2", "2012-01-05T09:00:00+00:00", "after", "individual"),  # after it
+    ]
+    report = build_report(history, YEAR)
+    assert report["learning_actions"] == {"childrens_services": {"systemic.opened": 1},
+                                          "community_care": {"local.completed": 1, "local.opened": 1}}
+    text = render_markdown(report)
+    assert "### Learning actions by service area" in text
+    assert "- Community care: local completed (1), local opened (1)" in text
