@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 
@@ -44,13 +45,22 @@ def _complaints(c: dict[str, Any]) -> list[str]:
         + _table("outcome", o)
 
 
-def _themes(themes: dict[str, dict[str, int]]) -> list[str]:
-    if not themes:
+def _by_area(title: str, counts_by_area: dict[str, dict[str, int]], name: Callable[[str], str]) -> list[str]:
+    """A heading and one line per service area listing its counts (themes, learning actions)."""
+    if not counts_by_area:
         return []
-    lines = ["### Themes by service area", ""]
-    for area, counts in themes.items():
-        lines.append(f"- {_label(area)}: " + ", ".join(f"{_label(t).lower()} ({n})" for t, n in counts.items()))
+    lines = [f"### {title}", ""]
+    for area, counts in counts_by_area.items():
+        lines.append(f"- {_label(area)}: " + ", ".join(f"{name(key)} ({n})" for key, n in counts.items()))
     return lines + [""]
+
+
+def _themes(themes: dict[str, dict[str, int]]) -> list[str]:
+    return _by_area("Themes by service area", themes, lambda t: _label(t).lower())
+
+
+def _actions(by_area: dict[str, dict[str, int]]) -> list[str]:
+    return _by_area("Learning actions by service area", by_area, lambda key: key.replace(".", " "))
 
 
 def _compliments(c: dict[str, Any]) -> list[str]:
@@ -62,15 +72,6 @@ def _learning(learning: dict[str, Any]) -> list[str]:
     return ["## Learning from complaints", "",
             f"{learning['opened']} learning stages were opened and {learning['completed']} completed, "
             f"{percent(learning['completed_on_time_rate'])} of them within the time allowed.", ""]
-
-
-def _actions(by_area: dict[str, dict[str, int]]) -> list[str]:
-    if not by_area:
-        return []
-    lines = ["### Learning actions by service area", ""]
-    for area, counts in by_area.items():
-        lines.append(f"- {_label(area)}: " + ", ".join(f"{key.replace('.', ' ')} ({n})" for key, n in counts.items()))
-    return lines + [""]
 
 
 def _satisfaction_line(row: dict[str, Any]) -> str:

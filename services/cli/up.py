@@ -93,8 +93,7 @@ def _wait_until_consuming(children: list[Child], stop: _Stop, started: float, ti
         print(f"all {len(children)} services consuming {time.monotonic() - started:.1f} s after start", flush=True)
 
 
-def _supervise(children: list[Child], settings: Settings, host: str, log_dir: Path, stop: _Stop,
-               extra: list[subprocess.Popen[bytes]]) -> None:
+def _supervise(children: list[Child], settings: Settings, host: str, log_dir: Path, stop: _Stop) -> None:
     while not stop.requested:
         for child in children:
             if child.proc is not None and child.proc.poll() is not None:
@@ -138,7 +137,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.demo:
             extra.append(_start_demo(settings))
         print("press Ctrl-C to stop", flush=True)
-        _supervise(children, settings, args.host, log_dir, stop, extra)
+        _supervise(children, settings, args.host, log_dir, stop)
     finally:
         print("stopping...", flush=True)
         _shutdown(children, extra, infra, settings)
@@ -165,7 +164,7 @@ def _announce(infra: Infrastructure, log_dir: Path) -> None:
 
 def _shutdown(children: list[Child], extra: list[subprocess.Popen[bytes]], infra: Infrastructure,
               settings: Settings) -> None:
-    procs = [p for p in extra] + [c.proc for c in children if c.proc is not None]
+    procs = [*extra, *(c.proc for c in children if c.proc is not None)]
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

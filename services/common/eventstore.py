@@ -17,13 +17,10 @@ from typing import Any
 
 import asyncpg
 
+from schemas.canonical import canonical
+
 EVENTS_CHANNEL = "casefeedback_events"
 GENESIS = bytes(32)
-
-
-def canonical(body: dict[str, Any]) -> bytes:
-    """The canonical bytes of an event body: sorted keys, no spaces, UTF-8."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def digest(body: dict[str, Any]) -> bytes:

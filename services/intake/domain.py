@@ -21,12 +21,12 @@ escalated, withdrawn, closed or learned from before the history knows it was rec
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.canonical import canonical
 from schemas.registry import INBOUND_TYPES, Rejection, parse_json, validate_object
 
 INBOUND_MODELS = {t: model for t, (model, _) in INBOUND_TYPES.items()}
@@ -69,11 +69,6 @@ class Refused:
 
 
 Verdict = Accepted | Refused
-
-
-def canonical(body: Mapping[str, Any]) -> bytes:
-    """The canonical bytes of a body (sorted keys, no spaces, UTF-8; NaN refused)."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def judge(value: bytes | None, max_bytes: int) -> Verdict:

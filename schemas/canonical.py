@@ -1,0 +1,12 @@
+"""The one canonical JSON form of an event body: what the history stores and digests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+
+def canonical(body: Mapping[str, Any]) -> bytes:
+    """Sorted keys, no spaces, UTF-8; NaN and infinities refused (ValueError), as JSON has none."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
