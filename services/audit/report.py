@@ -30,6 +30,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from schemas.times import event_time, parse_time
 from services.audit.procedures import stage_order
 from services.learning.patterns import Patterns
 
@@ -54,11 +55,6 @@ class Period:
     def contains(self, moment: datetime) -> bool:
         """Whether `moment` falls inside the period."""
         return self.first_instant <= moment <= self.last_instant
-
-
-def parse_time(value: str) -> datetime:
-    """An RFC 3339 timestamp as an aware datetime."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 @dataclass
@@ -104,7 +100,7 @@ class ReportBuilder:
 
     def add(self, body: dict[str, Any]) -> None:
         """Take one event into account (events after the period's end are ignored)."""
-        moment = parse_time(str(body["time"]))
+        moment = event_time(body)
         if moment > self.period.last_instant:
             return
         # every case's service area is needed; the actions counted are those of the period

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from datetime import date, datetime
 
+from schemas.times import parse_time
+
 
 def day(value: str) -> date:
     """A calendar date like 2011-12-31."""
@@ -17,7 +19,7 @@ def day(value: str) -> date:
 def instant(value: str) -> datetime:
     """An RFC 3339 time with its UTC offset, like 2012-01-15T09:00:00+00:00."""
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = parse_time(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a time like 2012-01-15T09:00:00+00:00, got {value!r}") from None
     if moment.tzinfo is None:

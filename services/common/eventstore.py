@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from schemas.canonical import canonical
+from schemas.times import event_time
 
 EVENTS_CHANNEL = "casefeedback_events"
 GENESIS = bytes(32)
@@ -85,10 +86,6 @@ class AppendResult:
     conflicts: list[NewEvent]
 
 
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 async def known_ids(conn: asyncpg.Connection, ids: Sequence[str]) -> dict[str, bytes]:
     """Digest of each of `ids` that the history already holds."""
     rows = await conn.fetch("SELECT id, digest FROM events WHERE id = any($1::text[])", list(ids))
@@ -133,7 +130,7 @@ async def append(conn: asyncpg.Connection, events: Sequence[NewEvent], now: date
         version = versions.get(event.subject, 0) + 1
         versions[event.subject] = version
         link, prev = prev, chain_hash(prev, seq, event.id, d, event.raw)
-        time = _parse_time(str(event.body["time"]))
+        time = event_time(event.body)
         rows.append((seq, event.id, event.subject, version, str(event.body["type"]), str(event.body["source"]),
                      time, recorded_at, event.raw, text.decode(), d, link, prev))
         stored.append(StoredEvent(seq, event.id, event.subject, version, str(event.body["type"]),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 Status = Literal["open", "met", "cancelled"]
 Firing = Literal["warning", "breach"]
@@ -122,6 +122,18 @@ def from_json(data: dict[str, Any]) -> Deadline:
     assert due is not None
     return Deadline(data["stage"], data["kind"], int(data["visit"]), due, times["warn_at"], data["status"],
                     bool(data["warned"]), bool(data["breached"]), times["met_at"], data.get("late"))
+
+
+State = TypeVar("State")
+
+
+@dataclass
+class Decision(Generic[State]):
+    """A case's state after an event, the events it derived, and why it was refused (if it was)."""
+
+    state: State | None
+    derived: list[dict[str, Any]] = field(default_factory=list)
+    refusal: str | None = None
 
 
 @dataclass

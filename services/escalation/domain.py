@@ -20,10 +20,11 @@ history in seq order and compares it with `adapters.load_live_state`:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
+from schemas.times import event_time
 from services.deadlines import timers
 from services.deadlines.procedures import Procedure, ProcedureBook
 from services.deadlines.timers import Deadline
@@ -51,17 +52,7 @@ class CaseState:
         return next((d for d in self.deadlines if d.visit == self.visit and d.kind == kind and d.is_open), None)
 
 
-@dataclass
-class Decision:
-    """The state after an event, the events it derived, and why it was refused (if it was)."""
-
-    state: CaseState | None
-    derived: list[dict[str, Any]] = field(default_factory=list)
-    refusal: str | None = None
-
-
-def _time(body: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(body["time"]).replace("Z", "+00:00"))
+Decision = timers.Decision[CaseState]
 
 
 def _emit(state: CaseState, type_: str, deadline: Deadline, at: datetime, **extra: Any) -> dict[str, Any]:
@@ -130,14 +121,14 @@ def on_received(state: CaseState | None, body: dict[str, Any], book: ProcedureBo
     stage = procedure.serious_stage if data.get("serious") else data["stage"]
     if procedure.stage(stage) is None:
         return Decision(None, refusal=f"stage {stage!r} is not a stage of procedure {procedure.id}")
-    blank = CaseState(str(body["subject"]), procedure.key, str(data["service_area"]), stage, 0, True, _time(body))
-    return _start_stage(blank, procedure, stage, _time(body))
+    blank = CaseState(str(body["subject"]), procedure.key, str(data["service_area"]), stage, 0, True, event_time(body))
+    return _start_stage(blank, procedure, stage, event_time(body))
 
 
 def on_acknowledged(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
     """The acknowledgement meets the stage's acknowledge deadline (if it has one)."""
     refusal = _stage_refusal(state, body["data"], "acknowledgement")
-    return Decision(state, refusal=refusal) if refusal else _met(state, "acknowledge", _time(body))
+    return Decision(state, refusal=refusal) if refusal else _met(state, "acknowledge", event_time(body))
 
 
 def on_responded(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
@@ -145,15 +136,15 @@ def on_responded(state: CaseState, body: dict[str, Any], book: ProcedureBook) ->
     refusal = _stage_refusal(state, body["data"], "response")
     if refusal:
         return Decision(state, refusal=refusal)
-    first = _met(state, "acknowledge", _time(body))
-    second = _met(first.state or state, "respond", _time(body))
+    first = _met(state, "acknowledge", event_time(body))
+    second = _met(first.state or state, "respond", event_time(body))
     assert second.state is not None
     return Decision(replace(second.state, outcome=body["data"]["outcome"]), first.derived + second.derived)
 
 
 def on_extension(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
     """The agreed date becomes the respond target (due at the end of that day), within any cap."""
-    data, at = body["data"], _time(body)
+    data, at = body["data"], event_time(body)
     refusal = _stage_refusal(state, data, "extension")
     deadline = state.deadline("respond")
     if refusal or deadline is None:
@@ -177,7 +168,7 @@ def on_escalated(state: CaseState, body: dict[str, Any], book: ProcedureBook) ->
     refusal = procedure.escalation_refusal(state.stage, to_stage)
     if refusal:
         return Decision(state, refusal=refusal)
-    return _start_stage(_end_open(state), procedure, to_stage, _time(body))
+    return _start_stage(_end_open(state), procedure, to_stage, event_time(body))
 
 
 def on_ended(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
@@ -219,7 +210,7 @@ def decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -
     handler = HANDLERS.get(str(body.get("type")))
     if state is None or handler is None:
         return Decision(state)
-    fired_state, fired = fire_due(state, _time(body))
+    fired_state, fired = fire_due(state, event_time(body))
     decision = handler(fired_state, body, book)
     if decision.refusal:
         return Decision(fired_state, fired, decision.refusal)

@@ -28,6 +28,7 @@ from typing import Any
 
 from schemas.canonical import canonical
 from schemas.registry import INBOUND_TYPES, Rejection, parse_json, validate_object
+from schemas.times import event_time
 
 INBOUND_MODELS = {t: model for t, (model, _) in INBOUND_TYPES.items()}
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
@@ -104,7 +105,7 @@ def _label_of(obj: Any) -> str:
 
 
 def _accept(body: dict[str, Any]) -> Accepted:
-    time = datetime.fromisoformat(str(body["time"]).replace("Z", "+00:00"))
+    time = event_time(body)
     if not EARLIEST <= time <= LATEST:
         raise Rejection("invalid_data", f"time: {body['time']} is outside the years 1900 to 2999")
     try:

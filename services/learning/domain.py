@@ -19,10 +19,11 @@ that drop is not in the history, so a replay keeps them held: the one place repl
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from schemas.times import event_time
 from services.deadlines import timers
 from services.deadlines.procedures import ProcedureBook
 from services.deadlines.timers import Deadline
@@ -78,17 +79,7 @@ class CaseLearning:
         return [s.deadline for s in self.stages]
 
 
-@dataclass
-class Decision:
-    """The state after an event and the events it derived (learning never refuses)."""
-
-    state: CaseLearning | None
-    derived: list[dict[str, Any]] = field(default_factory=list)
-    refusal: str | None = None
-
-
-def _time(body: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(body["time"]).replace("Z", "+00:00"))
+Decision = timers.Decision[CaseLearning]
 
 
 def _emit(state: CaseLearning, type_: str, d: Deadline, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +118,7 @@ def on_closed(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) ->
     """A closure (the first, or after a reopening) opens a learning stage with its deadline."""
     if state.closed or not state.procedure:
         return Decision(state)
-    procedure, at = book.get(state.procedure), _time(body)
+    procedure, at = book.get(state.procedure), event_time(body)
     calendar = procedure.learning_calendar()
     due = calendar.due_after(at, procedure.learning.days)
     deadline = timers.schedule(STAGE, KIND, len(state.stages) + 1, due,
@@ -164,7 +155,7 @@ def on_action_completed(state: CaseLearning, body: dict[str, Any], book: Procedu
 
 def on_plan_submitted(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> Decision | None:
     """The plan is returned: the stage completes (late or not), incomplete actions recorded."""
-    stage, at = state.open_stage(), _time(body)
+    stage, at = state.open_stage(), event_time(body)
     if stage is None:
         return None
     met = timers.meet(stage.deadline, at)
@@ -233,7 +224,7 @@ def decide(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook
         if type_ not in HELD_TYPES:
             return Decision(None)
         state = CaseLearning(str(body["subject"]), "", "")
-    state, fired = fire_due(state, _time(body))
+    state, fired = fire_due(state, event_time(body))
     decision, done = _apply(state, body, book)
     assert decision.state is not None
     if not done:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from schemas.times import parse_time
+
 WINDOWS: dict[str, int] = {"30d": 30, "90d": 90, "365d": 365}
 OTHER = "other"
 DEFAULT_SERVICE_AREAS = ("adult_social_care", "childrens_services", "community_care", "criminal_justice",
@@ -100,7 +102,7 @@ class Survey:
 def day_of(time: str) -> int:
     """The UTC day ordinal of an RFC 3339 event time."""
     try:
-        moment = datetime.fromisoformat(time.replace("Z", "+00:00"))
+        moment = parse_time(time)
     except (ValueError, AttributeError):
         raise BadEvent(f"time must be RFC 3339, got {time!r}") from None
     if moment.tzinfo is None:
