@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from services.audit.projections import Difference, build_projections
-from services.audit.replay import QUERY, ChainState, ReplaySummary, apply_history, check_link, compare_live, last_seq
+from services.audit.replay import QUERY, ChainState, ReplaySummary, apply_history, check_links, compare_live, last_seq
 from services.common.settings import Settings
 
 
@@ -36,10 +36,7 @@ async def _chain(url: str, total: int, batch: int) -> ShardResult:
     result, chain, after = ShardResult(ReplaySummary()), ChainState(), 0
     try:
         while rows := await conn.fetch(QUERY, after, batch, total):
-            for row in rows:
-                broken = check_link(row, chain)
-                if broken is not None:
-                    result.summary.differences.append(broken)
+            result.summary.differences += check_links(rows, chain)
             after = rows[-1]["seq"]
         return result
     finally:

@@ -11,6 +11,7 @@ once more (the ids differ because `due` does).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -45,11 +46,16 @@ class Deadline:
 
     def next_fire_at(self) -> datetime | None:
         """When this deadline next needs attention (warning, then breach); None when nothing is left."""
-        if not self.is_open or self.breached:
+        if self.status != "open" or self.breached:
             return None
         if not self.warned and self.warn_at is not None and self.warn_at < self.due:
             return self.warn_at
         return self.due
+
+    def fired(self, breached: bool) -> Deadline:
+        """The deadline once its warning (and, if `breached`, its breach) has fired."""
+        return Deadline(self.stage, self.kind, self.visit, self.due, self.warn_at, self.status, True,
+                        self.breached or breached, self.met_at, self.late)
 
 
 def schedule(stage: str, kind: str, visit: int, due: datetime, warn_at: datetime | None,
@@ -63,22 +69,24 @@ def fire(deadline: Deadline, until: datetime) -> tuple[Deadline, list[tuple[Firi
     fired: list[tuple[Firing, datetime]] = []
     while (at := deadline.next_fire_at()) is not None and at <= until:
         if not deadline.warned and at == deadline.warn_at:
-            deadline = replace(deadline, warned=True)
+            deadline = deadline.fired(breached=False)
             fired.append(("warning", at))
         else:
-            deadline = replace(deadline, warned=True, breached=True)
+            deadline = deadline.fired(breached=True)
             fired.append(("breach", at))
     return deadline, fired
 
 
 def meet(deadline: Deadline, at: datetime) -> Deadline:
     """The deadline met by an act at `at`; late when after the due instant."""
-    return replace(deadline, status="met", met_at=at, late=at > deadline.due)
+    d = deadline
+    return Deadline(d.stage, d.kind, d.visit, d.due, d.warn_at, "met", d.warned, d.breached, at, at > d.due)
 
 
 def cancel(deadline: Deadline) -> Deadline:
     """The deadline ended without being met (withdrawn, closed, escalated before a response)."""
-    return replace(deadline, status="cancelled")
+    d = deadline
+    return Deadline(d.stage, d.kind, d.visit, d.due, d.warn_at, "cancelled", d.warned, d.breached, d.met_at, d.late)
 
 
 def move(deadline: Deadline, due: datetime, warn_at: datetime | None, at: datetime) -> Deadline:
@@ -88,7 +96,7 @@ def move(deadline: Deadline, due: datetime, warn_at: datetime | None, at: dateti
 
 def derived_id(*parts: object) -> str:
     """A deterministic event id from the facts that make a derived event what it is."""
-    text = "\x1f".join(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts)
+    text = "\x1f".join([p.isoformat() if isinstance(p, datetime) else str(p) for p in parts])
     return "cf-" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -97,6 +105,20 @@ def derived_event(source: str, type_: str, subject: str, time: datetime, data: d
     """A derived CloudEvent body whose id depends only on (subject, type, identity)."""
     return {"specversion": "1.0", "id": derived_id(subject, type_, *identity), "source": source, "type": type_,
             "subject": subject, "time": time.isoformat(), "datacontenttype": "application/json", "data": data}
+
+
+def deadline_event(source: str, type_: str, subject: str, time: datetime, deadline: Deadline,
+                   data: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A derived event about `deadline` (id from its key and due instant); `data` defaults to `deadline_data`.
+
+    The same as `derived_event(..., deadline.key, deadline.due)`, with the due instant written out once.
+    """
+    due = deadline.due.isoformat()
+    if data is None:
+        data = {"stage": deadline.stage, "kind": deadline.kind, "due": due, **extra}
+    return {"specversion": "1.0", "id": derived_id(subject, type_, deadline.key, due), "source": source,
+            "type": type_, "subject": subject, "time": time.isoformat(), "datacontenttype": "application/json",
+            "data": data}
 
 
 def deadline_data(deadline: Deadline, **extra: Any) -> dict[str, Any]:
@@ -142,6 +164,15 @@ class Fired:
 
     deadlines: list[Deadline] = field(default_factory=list)
     firings: list[tuple[Deadline, Firing, datetime]] = field(default_factory=list)
+
+
+def any_due(deadlines: Iterable[Deadline], until: datetime) -> bool:
+    """Whether any of `deadlines` has a warning or breach due at or before `until`."""
+    for deadline in deadlines:
+        at = deadline.next_fire_at()
+        if at is not None and at <= until:
+            return True
+    return False
 
 
 def fire_all(deadlines: list[Deadline], until: datetime) -> Fired:

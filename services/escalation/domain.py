@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from schemas.times import event_time
 from services.deadlines import timers
@@ -49,28 +49,37 @@ class CaseState:
 
     def deadline(self, kind: str) -> Deadline | None:
         """The current stage visit's open deadline of `kind`."""
-        return next((d for d in self.deadlines if d.visit == self.visit and d.kind == kind and d.is_open), None)
+        for d in self.deadlines:
+            if d.visit == self.visit and d.kind == kind and d.status == "open":
+                return d
+        return None
+
+    def with_deadlines(self, deadlines: tuple[Deadline, ...]) -> CaseState:
+        """The same case with these deadlines (built directly: `decide` runs for every history event)."""
+        return CaseState(self.subject, self.procedure, self.service_area, self.stage, self.visit, self.open,
+                         self.started, deadlines, self.outcome)
 
 
-Decision = timers.Decision[CaseState]
+# Decisions are built as `timers.Decision(...)`: calling the subscripted alias costs a typing call per event.
+Decision: TypeAlias = timers.Decision[CaseState]
 
 
 def _emit(state: CaseState, type_: str, deadline: Deadline, at: datetime, **extra: Any) -> dict[str, Any]:
-    data = timers.deadline_data(deadline, **extra)
-    return timers.derived_event(SOURCE, type_, state.subject, at, data, deadline.key, deadline.due)
+    return timers.deadline_event(SOURCE, type_, state.subject, at, deadline, **extra)
 
 
 def fire_due(state: CaseState, until: datetime) -> tuple[CaseState, list[dict[str, Any]]]:
     """Warn and breach every deadline due at or before `until`; events in time order."""
-    fired = timers.fire_all(list(state.deadlines), until)
-    if not fired.firings:  # the common case: nothing due yet, the state stands as it is
+    if not timers.any_due(state.deadlines, until):  # the common case: the state stands as it is
         return state, []
-    new = replace(state, deadlines=tuple(fired.deadlines))
+    fired = timers.fire_all(list(state.deadlines), until)
+    new = state.with_deadlines(tuple(fired.deadlines))
     return new, [_emit(new, FIRING_TYPES[kind], d, at) for d, kind, at in fired.firings]
 
 
 def _replace_deadline(state: CaseState, new: Deadline) -> CaseState:
-    return replace(state, deadlines=tuple(new if d.key == new.key else d for d in state.deadlines))
+    key = new.key
+    return state.with_deadlines(tuple(new if d.key == key else d for d in state.deadlines))
 
 
 def _start_stage(state: CaseState, procedure: Procedure, stage_id: str, at: datetime) -> Decision:
@@ -78,16 +87,16 @@ def _start_stage(state: CaseState, procedure: Procedure, stage_id: str, at: date
     assert stage is not None
     calendar = procedure.case_calendar()
     visit = state.visit + 1
-    state = replace(state, stage=stage_id, visit=visit, open=True, started=at, outcome=None)
-    derived = []
+    scheduled = []
     for kind, days in (("acknowledge", stage.acknowledge), ("respond", stage.respond)):
         if days is None:
             continue
         due = calendar.due_after(at, days)
-        deadline = timers.schedule(stage_id, kind, visit, due, calendar.warning_before(due, procedure.warning_lead), at)
-        state = replace(state, deadlines=(*state.deadlines, deadline))
-        derived.append(_emit(state, "deadline.scheduled", deadline, at))
-    return Decision(state, derived)
+        warn_at = calendar.warning_before(due, procedure.warning_lead)
+        scheduled.append(timers.schedule(stage_id, kind, visit, due, warn_at, at))
+    state = CaseState(state.subject, state.procedure, state.service_area, stage_id, visit, True, at,
+                      (*state.deadlines, *scheduled), None)
+    return timers.Decision(state, [_emit(state, "deadline.scheduled", d, at) for d in scheduled])
 
 
 def _end_open(state: CaseState) -> CaseState:
@@ -97,10 +106,10 @@ def _end_open(state: CaseState) -> CaseState:
 def _met(state: CaseState, kind: str, at: datetime) -> Decision:
     deadline = state.deadline(kind)
     if deadline is None:
-        return Decision(state)
+        return timers.Decision(state)
     done = timers.meet(deadline, at)
     state = _replace_deadline(state, done)
-    return Decision(state, [_emit(state, "deadline.met", done, at, late=bool(done.late))])
+    return timers.Decision(state, [_emit(state, "deadline.met", done, at, late=bool(done.late))])
 
 
 def _stage_refusal(state: CaseState, data: dict[str, Any], what: str) -> str | None:
@@ -114,81 +123,83 @@ def on_received(state: CaseState | None, body: dict[str, Any], book: ProcedureBo
     """A new complaint: its procedure version fixed, its first stage's deadlines scheduled."""
     data = body["data"]
     if state is not None:
-        return Decision(state, refusal="complaint.received for a case already received")
+        return timers.Decision(state, refusal="complaint.received for a case already received")
     procedure = book.current(data.get("procedure"))
     if procedure is None:
-        return Decision(None, refusal=f"procedure {data.get('procedure')!r} is not one of {book.ids()}")
+        return timers.Decision(None, refusal=f"procedure {data.get('procedure')!r} is not one of {book.ids()}")
     stage = procedure.serious_stage if data.get("serious") else data["stage"]
     if procedure.stage(stage) is None:
-        return Decision(None, refusal=f"stage {stage!r} is not a stage of procedure {procedure.id}")
-    blank = CaseState(str(body["subject"]), procedure.key, str(data["service_area"]), stage, 0, True, event_time(body))
-    return _start_stage(blank, procedure, stage, event_time(body))
+        return timers.Decision(None, refusal=f"stage {stage!r} is not a stage of procedure {procedure.id}")
+    at = event_time(body)
+    blank = CaseState(str(body["subject"]), procedure.key, str(data["service_area"]), stage, 0, True, at)
+    return _start_stage(blank, procedure, stage, at)
 
 
-def on_acknowledged(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
+def on_acknowledged(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
     """The acknowledgement meets the stage's acknowledge deadline (if it has one)."""
     refusal = _stage_refusal(state, body["data"], "acknowledgement")
-    return Decision(state, refusal=refusal) if refusal else _met(state, "acknowledge", event_time(body))
+    return timers.Decision(state, refusal=refusal) if refusal else _met(state, "acknowledge", at)
 
 
-def on_responded(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
+def on_responded(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
     """The response meets the respond deadline, and the acknowledge one if still open (a response acknowledges)."""
     refusal = _stage_refusal(state, body["data"], "response")
     if refusal:
-        return Decision(state, refusal=refusal)
-    first = _met(state, "acknowledge", event_time(body))
-    second = _met(first.state or state, "respond", event_time(body))
+        return timers.Decision(state, refusal=refusal)
+    first = _met(state, "acknowledge", at)
+    second = _met(first.state or state, "respond", at)
     assert second.state is not None
-    return Decision(replace(second.state, outcome=body["data"]["outcome"]), first.derived + second.derived)
+    return timers.Decision(replace(second.state, outcome=body["data"]["outcome"]), first.derived + second.derived)
 
 
-def on_extension(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
+def on_extension(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
     """The agreed date becomes the respond target (due at the end of that day), within any cap."""
-    data, at = body["data"], event_time(body)
+    data = body["data"]
     refusal = _stage_refusal(state, data, "extension")
     deadline = state.deadline("respond")
     if refusal or deadline is None:
-        return Decision(state, refusal=refusal or f"no open response deadline at stage {state.stage} to extend")
+        return timers.Decision(state, refusal=refusal or f"no open response deadline at stage {state.stage} to extend")
     procedure = book.get(state.procedure)
     calendar, stage = procedure.case_calendar(), procedure.stage(state.stage)
     new_due = date.fromisoformat(str(data["new_due"]))
     received = calendar.local_date(state.started)
     if stage is not None and stage.max_extension and new_due > calendar.add_days(received, stage.max_extension):
-        return Decision(state, refusal=f"extension to {new_due} exceeds stage {state.stage}'s limit of "
-                                       f"{stage.max_extension} days")
+        return timers.Decision(state, refusal=f"extension to {new_due} exceeds stage {state.stage}'s limit of "
+                                              f"{stage.max_extension} days")
     due = calendar.end_of(new_due)
     moved = timers.move(deadline, due, calendar.warning_before(due, procedure.warning_lead), at)
     state = _replace_deadline(state, moved)
-    return Decision(state, [_emit(state, "deadline.scheduled", moved, at)])
+    return timers.Decision(state, [_emit(state, "deadline.scheduled", moved, at)])
 
 
-def on_escalated(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
+def on_escalated(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
     """The next stage (or a later one past bypassable stages) starts; refused where the procedure forbids it."""
     procedure, to_stage = book.get(state.procedure), str(body["data"]["to_stage"])
     refusal = procedure.escalation_refusal(state.stage, to_stage)
     if refusal:
-        return Decision(state, refusal=refusal)
-    return _start_stage(_end_open(state), procedure, to_stage, event_time(body))
+        return timers.Decision(state, refusal=refusal)
+    return _start_stage(_end_open(state), procedure, to_stage, at)
 
 
-def on_ended(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
+def on_ended(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
     """Withdrawn or closed: the open deadlines end unmet and unbreached."""
-    return Decision(_end_open(state))
+    return timers.Decision(_end_open(state))
 
 
-def on_recorded_firing(state: CaseState, body: dict[str, Any], book: ProcedureBook) -> Decision:
+def on_recorded_firing(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
     """A warning or breach the history shows this service raised: mark it fired (no new events)."""
     if body.get("source") != SOURCE:
-        return Decision(state)
+        return timers.Decision(state)
     data, breached = body["data"], body["type"] == "deadline.breached"
     due = datetime.fromisoformat(str(data["due"]))
     for d in state.deadlines:
         if d.stage == data["stage"] and d.kind == data["kind"] and d.due == due and d.is_open:
-            return Decision(_replace_deadline(state, replace(d, warned=True, breached=d.breached or breached)))
-    return Decision(state)
+            return timers.Decision(_replace_deadline(state, d.fired(breached)))
+    return timers.Decision(state)
 
 
-Handler = Callable[[CaseState, dict[str, Any], ProcedureBook], Decision]
+# A handler takes the case, the event's body and its time (read once per event), and the procedures.
+Handler = Callable[[CaseState, dict[str, Any], datetime, ProcedureBook], Decision]
 
 # The table of contents: event type -> what it does to a known case.
 HANDLERS: dict[str, Handler] = {
@@ -205,13 +216,15 @@ HANDLERS: dict[str, Handler] = {
 
 def decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
     """Apply one history event to a case (see the module docstring for the contract)."""
-    if body.get("type") == "complaint.received":
+    type_ = body.get("type")
+    if type_ == "complaint.received":
         return on_received(state, body, book)
-    handler = HANDLERS.get(str(body.get("type")))
+    handler = HANDLERS.get(str(type_))
     if state is None or handler is None:
-        return Decision(state)
-    fired_state, fired = fire_due(state, event_time(body))
-    decision = handler(fired_state, body, book)
+        return timers.Decision(state)
+    at = event_time(body)
+    fired_state, fired = fire_due(state, at)
+    decision = handler(fired_state, body, at, book)
     if decision.refusal:
-        return Decision(fired_state, fired, decision.refusal)
-    return Decision(decision.state, fired + decision.derived)
+        return timers.Decision(fired_state, fired, decision.refusal)
+    return timers.Decision(decision.state, fired + decision.derived if fired else decision.derived)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -100,11 +101,28 @@ def test_the_progress_bar_draws_one_updating_line() -> None:
 
 
 def test_an_event_a_projection_cannot_apply_is_a_difference_not_a_crash() -> None:
-    from services.audit.replay import _apply
+    from services.audit.replay import _apply_all
 
     def broken(state: Any, body: dict[str, Any]) -> Decision:
         raise KeyError("stage")
 
-    found = _apply(DerivingProjection("svc", "svc", broken), stored(7, "case-3", 1, "complaint.acknowledged"))
+    found = _apply_all(DerivingProjection("svc", "svc", broken), [stored(7, "case-3", 1, "complaint.acknowledged")])
     assert [(d.subject, d.seq) for d in found] == [("case-3", 7)]
     assert "cannot apply complaint.acknowledged e7 (seq 7): KeyError" in found[0].detail
+
+
+def test_a_batch_reports_differences_in_history_order_whatever_the_projection() -> None:
+    from services.audit.replay import apply_rows
+
+    def row(seq: int) -> dict[str, Any]:
+        event = stored(seq, f"s{seq}", 1, "x")
+        return {"seq": seq, "id": event.id, "subject": event.subject, "version": 1, "type": "x", "time": T,
+                "recorded_at": T, "body": json.dumps(event.body)}
+
+    a, b = SubjectVersions(), SubjectVersions(name="second")
+    b.versions = {"s1": 1, "s3": 5}  # the second projection objects to seq 1 and 3, the first to seq 2
+    a.versions = {"s2": 4}
+    summary = ReplaySummary()
+    apply_rows([row(1), row(2), row(3)], [a, b], None, summary)  # type: ignore[list-item]
+    assert [(d.seq, d.projection) for d in summary.differences] == [(1, "second"), (2, "history"), (3, "second")]
+    assert summary.events == 3 and summary.by_type == {"x": 3}
