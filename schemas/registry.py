@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 
+import pydantic
+import pydantic_core
 from pydantic import ValidationError
 
 from schemas import payloads as p
@@ -94,7 +96,16 @@ def describe_errors(err: ValidationError, prefix: str = "") -> str:
 
 
 def parse_json(value: bytes) -> Any:
-    """Decode a record value as UTF-8 JSON or raise Rejection('not_json')."""
+    """Decode a record value as UTF-8 JSON or raise Rejection('not_json').
+
+    pydantic-core's parser (about three times faster) reads it first; whatever it refuses (lone
+    surrogates, nesting beyond 200 levels, a byte-order mark) goes to the standard library's, whose
+    verdict and message stand, so both parsers accept and refuse exactly the same values.
+    """
+    try:
+        return pydantic_core.from_json(value)
+    except ValueError:
+        pass
     try:
         return json.loads(value.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -118,6 +129,34 @@ def validate_object(obj: Any, types: dict[str, type[p.Payload]] | None = None) -
     except ValidationError as err:
         raise Rejection("invalid_data", describe_errors(err, prefix="data.")) from None
     return ValidEvent(envelope, payload)
+
+
+def _literal(value: str) -> Any:
+    return Literal[value]
+
+
+class OnePass:
+    """Validates and normalises a valid event's JSON bytes in one pass through pydantic-core.
+
+    The envelope and the type's payload are one model per type (a union on `type`), checked straight
+    from the bytes. The result equals `validate_object(parse_json(value), types).normalised()` for
+    every value it accepts (a property test holds the two equal); it returns None for anything else,
+    and the caller then takes that two-step path, which finds the reason code and the detail.
+    """
+
+    def __init__(self, types: dict[str, type[p.Payload]]):
+        models = [pydantic.create_model(f"Event_{t.replace('.', '_')}", __base__=CloudEvent,
+                                        type=(_literal(t), ...), data=(model, ...)) for t, model in types.items()]
+        union: Any = Annotated[Union[tuple(models)], pydantic.Field(discriminator="type")]  # noqa: UP007
+        self._adapter: pydantic.TypeAdapter[CloudEvent] = pydantic.TypeAdapter(union)
+
+    def normalised(self, value: bytes) -> dict[str, Any] | None:
+        """The event as intake records it (as `ValidEvent.normalised`), or None if not plainly valid."""
+        try:
+            body: dict[str, Any] = self._adapter.validate_json(value).model_dump(mode="json", exclude_none=True)
+        except (ValidationError, ValueError, RecursionError):
+            return None
+        return body
 
 
 def validate_inbound(value: bytes) -> ValidEvent:

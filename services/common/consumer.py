@@ -1,4 +1,9 @@
-"""The one consumer loop: fetch a batch, let the service make its effect durable, then commit offsets."""
+"""The one consumer loop: fetch a batch, let the service make its effect durable, then commit offsets.
+
+Two stages overlap: while batch N is being applied (database and broker round trips), batch N+1 is
+fetched and prepared (the service's pure CPU work on it, e.g. intake's validation). Applying stays
+strictly in order, one batch at a time, and offsets are committed only after a batch is applied.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,9 @@ Record = ConsumerRecord  # re-exported so services need not import aiokafka
 # Under a backlog (a fetch of at least LINGER_THRESHOLD records), keep gathering for up to LINGER_S.
 LINGER_THRESHOLD = 50
 LINGER_S = 0.05
-BatchHandler = Callable[[Sequence[ConsumerRecord]], Awaitable[None]]
+Apply = Callable[[], Awaitable[None]]
+# Prepares a batch (work that needs nothing from earlier batches' effects) and returns the step that applies it.
+BatchPreparer = Callable[[Sequence[ConsumerRecord]], Awaitable[Apply]]
 PartitionsHook = Callable[[set[TopicPartition]], Awaitable[None]]
 
 
@@ -33,7 +40,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._loop.on_revoked(set(revoked))
+        await self._loop.revoking(set(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._loop.assigned = set(self._loop.consumer.assignment())
@@ -41,20 +48,22 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class ConsumerLoop:
-    """Runs `handler` on each fetched batch and commits the batch's offsets only after it returns.
+    """Prepares and applies each fetched batch and commits the batch's offsets only after it is applied.
 
-    The handler must have made the batch's effect durable (database commit, broker ack) before
+    The apply step must have made the batch's effect durable (database commit, broker ack) before
     returning; if it raises, nothing is committed and the loop stops so that the process restarts
-    from the last committed offsets rather than skipping records.
+    from the last committed offsets rather than skipping records. A batch prepared before a
+    rebalance is dropped unapplied (its partitions' new owner reads it again); the batch being
+    applied when partitions are revoked finishes and commits first.
     """
 
-    def __init__(self, service: str, consumer: AIOKafkaConsumer, topics: Sequence[str], handler: BatchHandler,
+    def __init__(self, service: str, consumer: AIOKafkaConsumer, topics: Sequence[str], prepare: BatchPreparer,
                  max_records: int = 2000, on_assigned: PartitionsHook = _nothing,
                  on_revoked: PartitionsHook = _nothing):
         self.service = service
         self.consumer = consumer
         self.topics = list(topics)
-        self.handler = handler
+        self.prepare = prepare
         self.max_records = max_records
         self.on_assigned = on_assigned
         self.on_revoked = on_revoked
@@ -62,17 +71,42 @@ class ConsumerLoop:
         self.consuming = False
         self.last_batch_monotonic: float | None = None
         self.records_seen = 0
+        self.generation = 0  # bumped on every revocation: batches fetched before it are not applied
+        self._applying: asyncio.Future[None] | None = None
         # Subscribe before the consumer starts: subscribing after start would join the group twice.
         self.consumer.subscribe(self.topics, listener=_Listener(self))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set; the batch in hand is finished and committed first."""
-        while not stop.is_set():
-            batches = await self._fetch()
-            self.consuming = True
-            records = [r for tp in sorted(batches, key=lambda t: (t.topic, t.partition)) for r in batches[tp]]
-            if records:
-                await self._process(records, batches)
+        """Consume until `stop` is set; the batch being applied is finished and committed first."""
+        try:
+            while not stop.is_set():
+                generation = self.generation
+                batches = await self._fetch()
+                self.consuming = True
+                await self._settled(wait=False)
+                records = [r for tp in sorted(batches, key=lambda t: (t.topic, t.partition)) for r in batches[tp]]
+                if not records:
+                    continue
+                apply = await self.prepare(records)
+                await self._settled(wait=True)
+                if generation == self.generation:
+                    self._applying = asyncio.ensure_future(self._process(apply, records, batches))
+        finally:
+            await self._settled(wait=True)
+
+    async def _settled(self, wait: bool) -> None:
+        """Wait for (or only look at) the batch being applied; its failure stops the loop."""
+        applying = self._applying
+        if applying is None or not (wait or applying.done()):
+            return
+        self._applying = None
+        await applying
+
+    async def revoking(self, revoked: set[TopicPartition]) -> None:
+        """Partitions are being taken away: finish and commit the batch being applied, drop the prepared one."""
+        self.generation += 1
+        await self._settled(wait=True)
+        await self.on_revoked(revoked)
 
     async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord]]:
         """One batch: what is fetched now, plus, under load, what arrives within a short linger.
@@ -93,9 +127,9 @@ class ConsumerLoop:
                 count += len(rs)
         return batches
 
-    async def _process(self, records: list[ConsumerRecord],
+    async def _process(self, apply: Apply, records: list[ConsumerRecord],
                        batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        await self.handler(records)
+        await apply()
         offsets = {tp: OffsetAndMetadata(rs[-1].offset + 1, "") for tp, rs in batches.items() if rs}
         await self.consumer.commit(offsets)
         self.records_seen += len(records)

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.registry import ALERT_TYPES, TOPIC_ALERTS, TOPIC_EVENTS
 from services.common.eventstore import EVENTS_CHANNEL, StoredEvent
@@ -94,17 +97,58 @@ class Relay:
         )
         if not rows:
             return 0
-        futures = []
+        batches = _Batches(self._producer)
         for row in rows:
             value, key = row["body"].encode(), row["subject"].encode()
             headers = _headers(row["seq"], row["recorded_at"])
-            futures.append(await self._producer.send(TOPIC_EVENTS, value, key=key, headers=headers))
+            await batches.add(TOPIC_EVENTS, key, value, headers)
             if row["type"] in ALERT_TYPES:
-                futures.append(await self._producer.send(TOPIC_ALERTS, value, key=key, headers=headers))
-        await asyncio.gather(*futures)
+                await batches.add(TOPIC_ALERTS, key, value, headers)
+        await batches.flush()
         self.published_seq = int(rows[-1]["seq"])
         await conn.execute("UPDATE relay_position SET seq = $2 WHERE name = $1", self._name, self.published_seq)
         return len(rows)
+
+
+class _Batches:
+    """Records gathered into one record batch per partition and sent batch by batch, in order.
+
+    Cheaper than a send per record (one future per batch, no per-record accumulator work). The
+    partition is the one the producer would choose for the key (Kafka's murmur2 default
+    partitioner, as Java clients do), remembered for recently seen keys.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer):
+        self._producer = producer
+        self._open: dict[tuple[str, int], Any] = {}
+        self._sent: list[asyncio.Future[Any]] = []
+        self._partitions: dict[str, int] = {}
+
+    async def add(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        if topic not in self._partitions:
+            self._partitions[topic] = len(await self._producer.partitions_for(topic))
+        partition = _partition(key, self._partitions[topic])
+        batch = self._open.get((topic, partition))
+        if batch is None:
+            batch = self._open[(topic, partition)] = self._producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full: send it
+            self._sent.append(await self._producer.send_batch(batch, topic, partition=partition))
+            batch = self._open[(topic, partition)] = self._producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None, headers=headers)  # the first always fits
+
+    async def flush(self) -> None:
+        """Send what is gathered and wait until the broker acknowledged every batch."""
+        for (topic, partition), batch in self._open.items():
+            self._sent.append(await self._producer.send_batch(batch, topic, partition=partition))
+        self._open.clear()
+        await asyncio.gather(*self._sent)
+        self._sent.clear()
+
+
+@functools.lru_cache(maxsize=16384)
+def _partition(key: bytes, partitions: int) -> int:
+    """Kafka's default partition for a key (murmur2, as Java clients and aiokafka choose it)."""
+    return int(DefaultPartitioner()(key, list(range(partitions)), None))
 
 
 async def _wait(stop: asyncio.Event, timeout: float) -> None:

@@ -67,7 +67,7 @@ class Runtime:
         consumer = kafka.consumer(s.kafka, worker.group, ())
         try:
             await worker.setup()
-            self.loop = ConsumerLoop(worker.name, consumer, worker.topics, worker.handle, s.batch_size,
+            self.loop = ConsumerLoop(worker.name, consumer, worker.topics, worker.prepare, s.batch_size,
                                      worker.on_assigned, worker.on_revoked)
             await consumer.start()
             print(f"{worker.name}: metrics {http.base_url}/metrics health {http.base_url}/health", flush=True)

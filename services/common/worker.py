@@ -8,6 +8,7 @@ integration tests can build a worker directly against the embedded broker and da
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +21,7 @@ from aiokafka.structs import ConsumerRecord
 
 from schemas.registry import TOPIC_EVENTS
 from services.common import positions
+from services.common.consumer import Apply
 from services.common.metrics import EVENTS
 from services.common.relay import seq_of
 from services.common.settings import Settings
@@ -50,6 +52,14 @@ class Worker:
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Apply one batch durably; offsets are committed after this returns."""
         raise NotImplementedError
+
+    async def prepare(self, records: Sequence[ConsumerRecord]) -> Apply:
+        """The batch's work that needs nothing from earlier batches' effects, and the step that applies it.
+
+        The consumer loop prepares batch N+1 while batch N is applied; a service with pure CPU work
+        per record (validation) does it here. By default everything happens in `handle`.
+        """
+        return functools.partial(self.handle, records)
 
     async def on_assigned(self, partitions: set[TopicPartition]) -> None:
         """Partitions this worker now owns (after a rebalance)."""

@@ -27,10 +27,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.canonical import canonical
-from schemas.registry import INBOUND_TYPES, Rejection, parse_json, validate_object
+from schemas.registry import INBOUND_TYPES, OnePass, Rejection, parse_json, validate_object
 from schemas.times import event_time
 
 INBOUND_MODELS = {t: model for t, (model, _) in INBOUND_TYPES.items()}
+ONE_PASS = OnePass(INBOUND_MODELS)
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2999, 12, 31, tzinfo=UTC)
 ENVELOPE_ATTRIBUTES = frozenset({"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"})
@@ -43,21 +44,27 @@ def type_label(event_type: object) -> str:
     return event_type if isinstance(event_type, str) and event_type in INBOUND_TYPES else "unknown"
 
 
-@dataclass(frozen=True)
 class Accepted:
-    """A record that passed validation: its normalised body, the body's canonical bytes and digest."""
+    """A record that passed validation: its normalised body, the body's canonical bytes and digest.
 
-    body: dict[str, Any]
-    digest: bytes
-    canonical: bytes = b""
+    What later steps ask of it (id, type, subject, time, predecessor keys) is read once, here.
+    """
 
-    @property
-    def id(self) -> str:
-        return str(self.body["id"])
+    __slots__ = ("awaits", "body", "canonical", "digest", "id", "provides", "subject", "time", "type")
 
-    @property
-    def type(self) -> str:
-        return str(self.body["type"])
+    def __init__(self, body: dict[str, Any], digest: bytes, canonical: bytes = b"", time: datetime | None = None):
+        self.body = body
+        self.digest = digest
+        self.canonical = canonical
+        self.id = str(body["id"])
+        self.type = str(body["type"])
+        self.subject = str(body["subject"])
+        self.time = event_time(body) if time is None else time
+        self.awaits = awaits(body)
+        self.provides = provides(body)
+
+    def __repr__(self) -> str:
+        return f"Accepted({self.type} {self.id!r})"
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,10 @@ def judge(value: bytes | None, max_bytes: int) -> Verdict:
         return Refused("too_large", f"record is {len(value)} bytes, the limit is {max_bytes}; not parsed")
     obj: Any = None
     try:
+        body = ONE_PASS.normalised(value)
+        if body is not None:  # a plainly valid event (nearly all): checked and normalised in one pass
+            _check_extensions(body)
+            return _accept(body)
         obj = parse_json(value)
         _check_extensions(obj)
         return _accept(validate_object(obj, INBOUND_MODELS).normalised())
@@ -116,7 +127,7 @@ def _accept(body: dict[str, Any]) -> Accepted:
         raise Rejection("invalid_data", "a number is NaN or infinite, which JSON does not allow") from None
     if b"\\u0000" in data and _has_nul(body):  # JSON escapes NUL; check the text only when it may hold one
         raise Rejection("invalid_data", "a text value contains a NUL character (\\u0000), which is not allowed")
-    return Accepted(body, hashlib.sha256(data).digest(), data)
+    return Accepted(body, hashlib.sha256(data).digest(), data, time)
 
 
 def _has_nul(value: Any) -> bool:
@@ -216,12 +227,12 @@ def plan_batch(items: Sequence[Verdict], known: Known) -> Plan:
 
 def _place(plan: Plan, index: int, item: Accepted, present: set[str], waiting: set[str],
            pending: dict[str, list[int]]) -> None:
-    need = awaits(item.body)
+    need = item.awaits
     if need is not None and need not in present:
         pending.setdefault(need, []).append(index)
         return
     plan.appends.append(Append(index))
-    opened = provides(item.body)
+    opened = item.provides
     if opened is None or opened in present:
         return
     present.add(opened)

@@ -1,22 +1,24 @@
 """Intake's consume, decide, emit loop: one database transaction per batch, dead letters before offsets.
 
-Per batch: judge every record (pure), then in one transaction take the history's append lock, look
-up the batch's ids and predecessor keys, plan (pure), release held events, hold new ones and append
-to the history; commit; then send the dead letters and wait for the broker's acks. The consumer
-loop commits offsets only after this returns, so a crash anywhere re-reads the batch and re-derives
-the same outcome (duplicates then). The relay publishes the history to `casefeedback.events`.
+Per batch: judge every record (pure; the consumer loop does it while the previous batch commits),
+then in one transaction take the history's append lock, look up the batch's ids and predecessor
+keys, plan (pure), release held events, hold new ones and append to the history; commit; then send
+the dead letters and wait for the broker's acks. The consumer loop commits offsets only after this
+returns, so a crash anywhere re-reads the batch and re-derives the same outcome (duplicates then).
+The relay publishes the history to `casefeedback.events`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -24,6 +26,7 @@ from aiokafka.structs import ConsumerRecord
 
 from schemas.registry import INBOUND_TOPICS
 from services.common import eventstore
+from services.common.consumer import Apply
 from services.common.deadletter import deadletter_value, send_deadletters
 from services.common.metrics import EVENT_DELAY, EVENTS
 from services.common.worker import Background, Worker
@@ -68,7 +71,7 @@ class Origin:
 class Outcome:
     """What a batch did, for dead letters and metrics once the history has committed."""
 
-    accepted: list[tuple[str, datetime]] = field(default_factory=list)  # (type, record time)
+    accepted: list[tuple[str, float]] = field(default_factory=list)  # (type, inbound record's POSIX time)
     duplicates: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     letters: list[dict[str, Any]] = field(default_factory=list)
@@ -88,7 +91,13 @@ class IntakeWorker(Worker):
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Apply one batch durably (history commit, dead letters acked); offsets are committed after."""
-        verdicts = await self._judge(records)
+        await (await self.prepare(records))()
+
+    async def prepare(self, records: Sequence[ConsumerRecord]) -> Apply:
+        """Judge the batch (pure CPU work, done while the previous batch commits); return its apply step."""
+        return functools.partial(self._apply, records, await self._judge(records))
+
+    async def _apply(self, records: Sequence[ConsumerRecord], verdicts: list[Verdict]) -> None:
         now = self.clock()
         try:
             outcome = await self._record(records, verdicts, now)
@@ -122,15 +131,15 @@ class IntakeWorker(Worker):
             released = await store.release(conn, [a.key for a in plan.appends if isinstance(a, domain.Release)])
             await store.hold(conn, self._to_hold(records, verdicts, plan.holds), now,
                              now + timedelta(seconds=self.settings.out_of_order_grace_s))
-            events, origins = _expand(plan.appends, records, verdicts, released)
+            events, sources = _expand(plan.appends, records, verdicts, released)
             result = await eventstore.append(conn, events, now, recorded=known.recorded)
-        _settle(outcome, plan, records, verdicts, result, origins)
+        _settle(outcome, plan, records, verdicts, result, sources)
         return outcome
 
     @staticmethod
     async def _known(conn: asyncpg.Connection, verdicts: list[Verdict]) -> domain.Known:
         valid = [v for v in verdicts if isinstance(v, Accepted)]
-        keys = {k for v in valid for k in (domain.awaits(v.body), domain.provides(v.body)) if k is not None}
+        keys = {k for v in valid for k in (v.awaits, v.provides) if k is not None}
         return await store.known(conn, [v.id for v in valid], keys)
 
     @staticmethod
@@ -181,41 +190,55 @@ def _label(verdict: Verdict) -> str:
     return verdict.type if isinstance(verdict, Refused) else domain.type_label(verdict.type)
 
 
+# Where an appended event came from: its inbound record, or the hold (which kept the record's coordinates).
+Source: TypeAlias = ConsumerRecord | HeldEvent
+
+
+def _origin(source: Source) -> Origin:
+    return Origin.of_held(source) if isinstance(source, HeldEvent) else Origin.of_record(source)
+
+
+def _record_time_s(source: Source) -> float:
+    if isinstance(source, HeldEvent):
+        return source.record_time.timestamp()
+    return max(0, int(source.timestamp)) / 1000
+
+
 def _expand(appends: list[Append | domain.Release], records: Sequence[ConsumerRecord], verdicts: list[Verdict],
-            released: dict[str, list[HeldEvent]]) -> tuple[list[eventstore.NewEvent], dict[str, Origin]]:
+            released: dict[str, list[HeldEvent]]) -> tuple[list[eventstore.NewEvent], dict[str, Source]]:
     """The planned appends as history events in order, and where each came from (by id)."""
     events: list[eventstore.NewEvent] = []
-    origins: dict[str, Origin] = {}
+    sources: dict[str, Source] = {}
     for step in appends:
         if isinstance(step, Append):
             item, record = verdicts[step.index], records[step.index]
             assert isinstance(item, Accepted)
-            events.append(eventstore.NewEvent(item.body, record.value, item.canonical))
-            origins[item.id] = Origin.of_record(record)
+            events.append(eventstore.NewEvent(item.body, record.value, item.canonical, item.digest, item.time))
+            sources[item.id] = record
             continue
         for held in released.get(step.key, []):
             events.append(eventstore.NewEvent(held.body, held.raw))
-            origins[held.id] = Origin.of_held(held)
-    return events, origins
+            sources[held.id] = held
+    return events, sources
 
 
 def _settle(outcome: Outcome, plan: domain.Plan, records: Sequence[ConsumerRecord], verdicts: list[Verdict],
-            result: eventstore.AppendResult, origins: dict[str, Origin]) -> None:
+            result: eventstore.AppendResult, sources: dict[str, Source]) -> None:
     """Fill the outcome from the plan and the append's result."""
     for index in plan.duplicates:
         outcome.duplicates.append(_label(verdicts[index]))
     for index in plan.conflicts:
         _conflict(outcome, Origin.of_record(records[index]), verdicts[index])
-    _settle_append(outcome, result, origins)
+    _settle_append(outcome, result, sources)
 
 
-def _settle_append(outcome: Outcome, result: eventstore.AppendResult, origins: dict[str, Origin]) -> None:
+def _settle_append(outcome: Outcome, result: eventstore.AppendResult, sources: dict[str, Source]) -> None:
     for stored in result.stored:
-        outcome.accepted.append((domain.type_label(stored.type), origins[stored.id].record_time))
+        outcome.accepted.append((domain.type_label(stored.type), _record_time_s(sources[stored.id])))
     for dup in result.duplicates:
         outcome.duplicates.append(domain.type_label(dup.body["type"]))
     for conflict in result.conflicts:
-        _conflict(outcome, origins[conflict.id], Accepted(conflict.body, b""))
+        _conflict(outcome, _origin(sources[conflict.id]), Accepted(conflict.body, b""))
 
 
 def _conflict(outcome: Outcome, origin: Origin, verdict: Verdict) -> None:
@@ -227,7 +250,7 @@ def _conflict(outcome: Outcome, origin: Origin, verdict: Verdict) -> None:
 def _expiry_outcome(held: list[HeldEvent], present: frozenset[str], result: eventstore.AppendResult,
                     grace_s: float) -> Outcome:
     outcome = Outcome()
-    _settle_append(outcome, result, {h.id: Origin.of_held(h) for h in held})
+    _settle_append(outcome, result, {h.id: h for h in held})
     for h in held:
         if h.awaits not in present:
             need, _ = domain.split_key(h.awaits)
@@ -244,6 +267,6 @@ def _count(outcome: Outcome, now: datetime) -> None:
     tally.update((t, "rejected") for t in outcome.rejected)
     for (event_type, result), n in tally.items():
         EVENTS.labels(IntakeWorker.name, event_type, result).inc(n)
-    delay = EVENT_DELAY.labels(IntakeWorker.name)
-    for _, record_time in outcome.accepted:
-        delay.observe(max(0.0, (now - record_time).total_seconds()))
+    delay, now_s = EVENT_DELAY.labels(IntakeWorker.name), now.timestamp()
+    for _, record_time_s in outcome.accepted:
+        delay.observe(max(0.0, now_s - record_time_s))

@@ -8,9 +8,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas.registry import Rejection, parse_json, validate_object
 from services.common.deadletter import REASONS
 from services.common.eventstore import canonical
-from services.intake.domain import Accepted, Refused, judge
+from services.intake.domain import INBOUND_MODELS, ONE_PASS, Accepted, Refused, judge
 
 LIMIT = 64 * 1024
 TYPES = ["complaint.received", "complaint.acknowledged", "complaint.responded", "compliment.received",
@@ -76,3 +77,75 @@ def test_size_limit_is_checked_before_parsing(extra: int) -> None:
     value = b"x" * (LIMIT + 1 + extra)  # not JSON: a parse would say not_json
     verdict = judge(value, LIMIT)
     assert isinstance(verdict, Refused) and verdict.reason == "too_large"
+
+
+# --- the fast paths give exactly what the two-step path gives -----------------------------------------------
+
+VALID_DATA: dict[str, dict[str, Any]] = {
+    "complaint.received": {"service_area": "housing", "channel": "web", "stage": "stage1", "serious": False,
+                           "themes": ["delay"]},
+    "complaint.acknowledged": {"stage": "stage1"},
+    "complaint.extension_agreed": {"stage": "stage1", "new_due": "2026-03-01", "reason": "more time"},
+    "complaint.responded": {"stage": "stage2", "outcome": "upheld"},
+    "complaint.closed": {},
+    "compliment.received": {"service_area": "housing", "channel": "letter", "about": "staff"},
+    "survey.response.submitted": {"survey_id": "s1", "respondent_type": "carer", "answers": {"q1": "4"}},
+    "learning.action.added": {"action_id": "a1", "description": "train staff", "level": "local"},
+}
+mutations = st.dictionaries(
+    st.sampled_from(["stage", "outcome", "serious", "themes", "new_due", "answers", "about", "channel", "procedure",
+                     "respondent_type", "level", "reason", "service_area", "complainant_ref"]),
+    json_values | st.text(max_size=5) | st.sampled_from(["true", "1", "2026-02-30", "stage 1", "upheld"]),
+    max_size=2)
+envelope_mutations = st.dictionaries(
+    st.sampled_from(["id", "source", "subject", "time", "specversion", "datacontenttype", "ext", "data"]),
+    json_values | st.sampled_from(["2026-01-01T00:00:00", "2026-01-01T00:00:00.5-13:00", "1.0", "x y", ""]),
+    max_size=2)
+
+
+@st.composite
+def near_valid_events(draw: st.DrawFn) -> dict[str, Any]:
+    event_type = draw(st.sampled_from(sorted(VALID_DATA)))
+    data = {**VALID_DATA[event_type], **draw(mutations)} if draw(st.booleans()) else dict(VALID_DATA[event_type])
+    body: dict[str, Any] = {
+        "specversion": "1.0", "id": draw(st.text(min_size=1, max_size=30)), "source": "crm", "type": event_type,
+        "subject": draw(st.from_regex(r"[a-z0-9\-]{1,12}", fullmatch=True)),
+        "time": draw(st.datetimes(timezones=st.timezones())).isoformat(), "data": data}
+    if draw(st.booleans()):
+        body.update(draw(envelope_mutations))
+    return body
+
+
+def _two_step(value: bytes) -> dict[str, Any] | None:
+    try:
+        return validate_object(parse_json(value), INBOUND_MODELS).normalised()
+    except Rejection:
+        return None
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(near_valid_events())
+def test_one_pass_normalises_exactly_as_the_two_step_path(body: dict[str, Any]) -> None:
+    value = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    fast, slow = ONE_PASS.normalised(value), _two_step(value)
+    assert fast is None or fast == slow
+    if slow is not None and "\ud800" not in value.decode("utf-8", "replace"):
+        assert fast == slow  # the fast path is taken for what is plainly valid
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_fast_json_parser_agrees_with_the_standard_library(value: bytes) -> None:
+    try:
+        expected: Any = json.loads(value.decode("utf-8"))
+    except (ValueError, RecursionError):
+        expected = Rejection
+    try:
+        got: Any = parse_json(value)
+    except Rejection:
+        got = Rejection
+    assert (got is Rejection and expected is Rejection) or _same(got, expected)
