@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -31,24 +31,24 @@ def digest(body: dict[str, Any]) -> bytes:
 
 def chain_hash(prev: bytes, seq: int, event_id: str, body_digest: bytes, raw: bytes | None) -> bytes:
     """The link of one event in the chain; any later edit of any field it covers changes it."""
-    h = hashlib.sha256(prev)
-    h.update(seq.to_bytes(8, "big"))
-    h.update(event_id.encode())
-    h.update(body_digest)
-    h.update(hashlib.sha256(raw).digest() if raw is not None else b"")
-    return h.digest()
+    raw_digest = hashlib.sha256(raw).digest() if raw is not None else b""
+    # One buffer hashed at once: the same bytes as updating the hash part by part, in fewer calls.
+    return hashlib.sha256(b"".join((prev, seq.to_bytes(8, "big"), event_id.encode(), body_digest, raw_digest))).digest()
 
 
 @dataclass(frozen=True)
 class NewEvent:
     """An event to append: its normalised body and, for inbound events, the original bytes.
 
-    `canonical_body`, when given, must be `canonical(body)`; it saves serialising the body again.
+    What the caller already worked out may come along and is then not worked out again:
+    `canonical_body` must be `canonical(body)`, `body_digest` its sha256 and `time` the body's time.
     """
 
     body: dict[str, Any]
     raw: bytes | None = None
     canonical_body: bytes | None = field(default=None, compare=False, repr=False)
+    body_digest: bytes | None = field(default=None, compare=False, repr=False)
+    time: datetime | None = field(default=None, compare=False, repr=False)
 
     def canonical(self) -> bytes:
         """The canonical bytes of the body (precomputed or computed now)."""
@@ -63,9 +63,8 @@ class NewEvent:
         return str(self.body["subject"])
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event as the history holds it."""
+class StoredEvent(NamedTuple):
+    """An event as the history holds it (a named tuple: replay and intake make one per event)."""
 
     seq: int
     id: str
@@ -112,29 +111,31 @@ async def append(conn: asyncpg.Connection, events: Sequence[NewEvent], now: date
     """
     head = await conn.fetchrow("SELECT seq, hash FROM chain_head FOR UPDATE")
     seq, prev = int(head["seq"]), bytes(head["hash"])
-    seen = dict(recorded) if recorded is not None else await known_ids(conn, [e.id for e in events])
-    versions = await known_subjects(conn, [e.subject for e in events])
+    ids = [str(e.body["id"]) for e in events]
+    subjects = [str(e.body["subject"]) for e in events]
+    seen = dict(recorded) if recorded is not None else await known_ids(conn, ids)
+    versions = await known_subjects(conn, subjects)
     recorded_at = now or datetime.now(timezone.utc)
     rows: list[tuple[Any, ...]] = []
     stored: list[StoredEvent] = []
     dups: list[NewEvent] = []
     conflicts: list[NewEvent] = []
-    for event in events:
+    for event, event_id, subject in zip(events, ids, subjects, strict=True):
         text = event.canonical()
-        d = hashlib.sha256(text).digest()
-        if event.id in seen:
-            (dups if seen[event.id] == d else conflicts).append(event)
+        d = event.body_digest or hashlib.sha256(text).digest()
+        if event_id in seen:
+            (dups if seen[event_id] == d else conflicts).append(event)
             continue
-        seen[event.id] = d
+        seen[event_id] = d
         seq += 1
-        version = versions.get(event.subject, 0) + 1
-        versions[event.subject] = version
-        link, prev = prev, chain_hash(prev, seq, event.id, d, event.raw)
-        time = event_time(event.body)
-        rows.append((seq, event.id, event.subject, version, str(event.body["type"]), str(event.body["source"]),
-                     time, recorded_at, event.raw, text.decode(), d, link, prev))
-        stored.append(StoredEvent(seq, event.id, event.subject, version, str(event.body["type"]),
-                                  time, recorded_at, event.body))
+        version = versions.get(subject, 0) + 1
+        versions[subject] = version
+        link, prev = prev, chain_hash(prev, seq, event_id, d, event.raw)
+        time = event.time or event_time(event.body)
+        event_type = str(event.body["type"])
+        rows.append((seq, event_id, subject, version, event_type, str(event.body["source"]), time, recorded_at,
+                     event.raw, text.decode(), d, link, prev))
+        stored.append(StoredEvent(seq, event_id, subject, version, event_type, time, recorded_at, event.body))
     if rows:
         await conn.copy_records_to_table(
             "events", records=rows,
@@ -216,14 +217,15 @@ def link_problem(r: Mapping[str, Any], prev: bytes, expected_seq: int) -> str | 
     `r` holds seq, id, body (the stored text), raw, digest, prev_hash and hash. The body is kept
     verbatim, so its digest is the sha256 of that text: no re-serialising, no ambiguity.
     """
-    if r["seq"] != expected_seq:
-        return f"sequence gap: expected seq {expected_seq}, found {r['seq']}"
+    seq = r["seq"]
+    if seq != expected_seq:
+        return f"sequence gap: expected seq {expected_seq}, found {seq}"
     d = hashlib.sha256(r["body"].encode()).digest()
-    if d != bytes(r["digest"]):
-        return f"event {r['id']} (seq {r['seq']}) was edited: its body does not match its digest"
-    if bytes(r["prev_hash"]) != prev:
-        return f"event {r['id']} (seq {r['seq']}): prev_hash does not match the previous event's hash"
-    raw = bytes(r["raw"]) if r["raw"] is not None else None
-    if chain_hash(prev, r["seq"], r["id"], d, raw) != bytes(r["hash"]):
-        return f"event {r['id']} (seq {r['seq']}) was edited: its hash does not match its contents"
+    # bytea columns arrive as bytes (a memoryview compares by content too): no copies needed.
+    if d != r["digest"]:
+        return f"event {r['id']} (seq {seq}) was edited: its body does not match its digest"
+    if r["prev_hash"] != prev:
+        return f"event {r['id']} (seq {seq}): prev_hash does not match the previous event's hash"
+    if chain_hash(prev, seq, r["id"], d, r["raw"]) != r["hash"]:
+        return f"event {r['id']} (seq {seq}) was edited: its hash does not match its contents"
     return None
