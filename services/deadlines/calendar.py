@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -41,6 +41,9 @@ def is_working_day(day: date, region: str) -> bool:
     return day.weekday() < 5 and day not in _public_holidays(region)
 
 
+# Working-day sums are cached: every case received on one day gets the same answer. Keys are (date, n,
+# region); 16,384 covers about ten years of days for each procedure's few (n, region) pairs (~3 MB at most).
+@lru_cache(maxsize=16384)
 def add_working_days(start: date, n: int, region: str) -> date:
     """The n-th working day strictly after `start` (`start` itself when n is 0)."""
     day, left = start, n
@@ -51,6 +54,7 @@ def add_working_days(start: date, n: int, region: str) -> date:
     return day
 
 
+@lru_cache(maxsize=16384)
 def subtract_working_days(end: date, n: int, region: str) -> date:
     """The n-th working day strictly before `end` (`end` itself when n is 0)."""
     day, left = end, n
@@ -70,13 +74,18 @@ class Calendar:
     day_one: DayOne = "next_day_after_receipt"
     timezone: str = "Europe/London"
 
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        """The calendar's time zone (looked up once per calendar)."""
+        return ZoneInfo(self.timezone)
+
     def local_date(self, instant: datetime) -> date:
         """The calendar date of `instant` in the calendar's time zone."""
-        return instant.astimezone(ZoneInfo(self.timezone)).date()
+        return instant.astimezone(self.zone).date()
 
     def end_of(self, day: date) -> datetime:
         """The last second of `day` in the calendar's time zone, with its offset."""
-        return datetime.combine(day, END_OF_DAY, tzinfo=ZoneInfo(self.timezone))
+        return datetime.combine(day, END_OF_DAY, tzinfo=self.zone)
 
     def add_days(self, start: date, n: int) -> date:
         """The n-th counting day after `start` under this calendar's day-one rule."""

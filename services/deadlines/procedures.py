@@ -49,8 +49,9 @@ class CalendarSpec(_Model):
             raise ValueError(f"working_days needs a region, one of {list(REGIONS)}")
         return self
 
-    def calendar(self) -> Calendar:
-        """The calendar this spec describes."""
+    @cached_property
+    def counting(self) -> Calendar:
+        """The calendar this spec describes (built once: the spec is frozen, and deadlines use it per event)."""
         return Calendar(self.type, self.region, self.day_one, self.timezone)
 
 
@@ -104,9 +105,14 @@ class Procedure(_Model):
         """Stage ids in procedure order."""
         return [s.id for s in self.stages]
 
+    @cached_property
+    def stages_by_id(self) -> dict[str, StageSpec]:
+        """Each stage by its id (built once: the model is frozen)."""
+        return {s.id: s for s in self.stages}
+
     def stage(self, stage_id: str) -> StageSpec | None:
         """The stage with this id, if the procedure has one."""
-        return next((s for s in self.stages if s.id == stage_id), None)
+        return self.stages_by_id.get(stage_id)
 
     def escalation_refusal(self, current: str, to_stage: str) -> str | None:
         """Why escalating from `current` to `to_stage` is not allowed, or None when it is."""
@@ -124,11 +130,11 @@ class Procedure(_Model):
 
     def case_calendar(self) -> Calendar:
         """The calendar complaint deadlines are counted in."""
-        return self.calendar.calendar()
+        return self.calendar.counting
 
     def learning_calendar(self) -> Calendar:
         """The calendar the learning stage is counted in."""
-        return (self.learning.calendar or self.calendar).calendar()
+        return (self.learning.calendar or self.calendar).counting
 
 
 def document_hash(document: dict[str, Any]) -> str:

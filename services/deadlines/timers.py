@@ -96,7 +96,10 @@ def move(deadline: Deadline, due: datetime, warn_at: datetime | None, at: dateti
 
 def derived_id(*parts: object) -> str:
     """A deterministic event id from the facts that make a derived event what it is."""
-    text = "\x1f".join([p.isoformat() if isinstance(p, datetime) else str(p) for p in parts])
+    return _id_of("\x1f".join([p.isoformat() if isinstance(p, datetime) else str(p) for p in parts]))
+
+
+def _id_of(text: str) -> str:
     return "cf-" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -116,7 +119,9 @@ def deadline_event(source: str, type_: str, subject: str, time: datetime, deadli
     due = deadline.due.isoformat()
     if data is None:
         data = {"stage": deadline.stage, "kind": deadline.kind, "due": due, **extra}
-    return {"specversion": "1.0", "id": derived_id(subject, type_, deadline.key, due), "source": source,
+    # The text `derived_id(subject, type_, deadline.key, deadline.due)` hashes, written out directly.
+    text = f"{subject}\x1f{type_}\x1f{deadline.stage}:{deadline.visit}:{deadline.kind}\x1f{due}"
+    return {"specversion": "1.0", "id": _id_of(text), "source": source,
             "type": type_, "subject": subject, "time": time.isoformat(), "datacontenttype": "application/json",
             "data": data}
 

@@ -77,9 +77,8 @@ def fire_due(state: CaseState, until: datetime) -> tuple[CaseState, list[dict[st
     return new, [_emit(new, FIRING_TYPES[kind], d, at) for d, kind, at in fired.firings]
 
 
-def _replace_deadline(state: CaseState, new: Deadline) -> CaseState:
-    key = new.key
-    return state.with_deadlines(tuple(new if d.key == key else d for d in state.deadlines))
+def _replace_deadline(state: CaseState, old: Deadline, new: Deadline) -> CaseState:
+    return state.with_deadlines(tuple(new if d is old else d for d in state.deadlines))
 
 
 def _start_stage(state: CaseState, procedure: Procedure, stage_id: str, at: datetime) -> Decision:
@@ -103,13 +102,16 @@ def _end_open(state: CaseState) -> CaseState:
     return replace(state, open=False, deadlines=tuple(timers.cancel(d) if d.is_open else d for d in state.deadlines))
 
 
-def _met(state: CaseState, kind: str, at: datetime) -> Decision:
-    deadline = state.deadline(kind)
-    if deadline is None:
-        return timers.Decision(state)
-    done = timers.meet(deadline, at)
-    state = _replace_deadline(state, done)
-    return timers.Decision(state, [_emit(state, "deadline.met", done, at, late=bool(done.late))])
+def _meet(state: CaseState, kinds: tuple[str, ...], at: datetime) -> tuple[tuple[Deadline, ...], list[dict[str, Any]]]:
+    """The case's deadlines with the open ones of `kinds` met at `at`, and a `deadline.met` for each, in order."""
+    deadlines, derived = state.deadlines, []
+    for kind in kinds:
+        deadline = state.deadline(kind)
+        if deadline is not None:
+            done = timers.meet(deadline, at)
+            deadlines = tuple(done if d is deadline else d for d in deadlines)
+            derived.append(_emit(state, "deadline.met", done, at, late=bool(done.late)))
+    return deadlines, derived
 
 
 def _stage_refusal(state: CaseState, data: dict[str, Any], what: str) -> str | None:
@@ -138,7 +140,10 @@ def on_received(state: CaseState | None, body: dict[str, Any], book: ProcedureBo
 def on_acknowledged(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
     """The acknowledgement meets the stage's acknowledge deadline (if it has one)."""
     refusal = _stage_refusal(state, body["data"], "acknowledgement")
-    return timers.Decision(state, refusal=refusal) if refusal else _met(state, "acknowledge", at)
+    if refusal:
+        return timers.Decision(state, refusal=refusal)
+    deadlines, derived = _meet(state, ("acknowledge",), at)
+    return timers.Decision(state.with_deadlines(deadlines) if derived else state, derived)
 
 
 def on_responded(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
@@ -146,10 +151,9 @@ def on_responded(state: CaseState, body: dict[str, Any], at: datetime, book: Pro
     refusal = _stage_refusal(state, body["data"], "response")
     if refusal:
         return timers.Decision(state, refusal=refusal)
-    first = _met(state, "acknowledge", at)
-    second = _met(first.state or state, "respond", at)
-    assert second.state is not None
-    return timers.Decision(replace(second.state, outcome=body["data"]["outcome"]), first.derived + second.derived)
+    deadlines, derived = _meet(state, ("acknowledge", "respond"), at)
+    return timers.Decision(CaseState(state.subject, state.procedure, state.service_area, state.stage, state.visit,
+                                     state.open, state.started, deadlines, body["data"]["outcome"]), derived)
 
 
 def on_extension(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
@@ -168,7 +172,7 @@ def on_extension(state: CaseState, body: dict[str, Any], at: datetime, book: Pro
                                               f"{stage.max_extension} days")
     due = calendar.end_of(new_due)
     moved = timers.move(deadline, due, calendar.warning_before(due, procedure.warning_lead), at)
-    state = _replace_deadline(state, moved)
+    state = _replace_deadline(state, deadline, moved)
     return timers.Decision(state, [_emit(state, "deadline.scheduled", moved, at)])
 
 
@@ -194,7 +198,7 @@ def on_recorded_firing(state: CaseState, body: dict[str, Any], at: datetime, boo
     due = datetime.fromisoformat(str(data["due"]))
     for d in state.deadlines:
         if d.stage == data["stage"] and d.kind == data["kind"] and d.due == due and d.is_open:
-            return timers.Decision(_replace_deadline(state, d.fired(breached)))
+            return timers.Decision(_replace_deadline(state, d, d.fired(breached)))
     return timers.Decision(state)
 
 
@@ -227,4 +231,4 @@ def decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -
     decision = handler(fired_state, body, at, book)
     if decision.refusal:
         return timers.Decision(fired_state, fired, decision.refusal)
-    return timers.Decision(decision.state, fired + decision.derived if fired else decision.derived)
+    return timers.Decision(decision.state, fired + decision.derived) if fired else decision

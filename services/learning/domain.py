@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from schemas.times import event_time
 from services.deadlines import timers
@@ -78,28 +78,35 @@ class CaseLearning:
         """Every learning stage's deadline (the timer rows)."""
         return [s.deadline for s in self.stages]
 
+    def with_stages(self, stages: tuple[LearningStage, ...], closed: bool | None = None) -> CaseLearning:
+        """The same case with these stages (and closure flag), built directly: `decide` runs per history event."""
+        return CaseLearning(self.subject, self.procedure, self.service_area, self.closed if closed is None else closed,
+                            stages, self.held)
 
-Decision = timers.Decision[CaseLearning]
+
+# Decisions are built as `timers.Decision(...)`: calling the subscripted alias costs a typing call per event.
+Decision: TypeAlias = timers.Decision[CaseLearning]
 
 
-def _emit(state: CaseLearning, type_: str, d: Deadline, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
-    return timers.derived_event(SOURCE, type_, state.subject, at, data, d.key, d.due)
+def _emit(state: CaseLearning, type_: str, d: Deadline, at: datetime, data: dict[str, Any] | None = None,
+          **extra: Any) -> dict[str, Any]:
+    return timers.deadline_event(SOURCE, type_, state.subject, at, d, data, **extra)
 
 
 def _with_latest(state: CaseLearning, stage: LearningStage) -> CaseLearning:
-    return replace(state, stages=(*state.stages[:-1], stage))
+    return state.with_stages((*state.stages[:-1], stage))
 
 
 def fire_due(state: CaseLearning, until: datetime) -> tuple[CaseLearning, list[dict[str, Any]]]:
     """Warn and mark overdue every learning deadline due at or before `until`."""
-    fired = timers.fire_all(state.deadlines(), until)
-    if not fired.firings:  # nothing due yet: the state stands as it is
+    if not timers.any_due((s.deadline for s in state.stages), until):  # nothing due: the state stands as it is
         return state, []
+    fired = timers.fire_all(state.deadlines(), until)
     stages = tuple(replace(s, deadline=d) for s, d in zip(state.stages, fired.deadlines, strict=True))
-    new = replace(state, stages=stages)
+    new = state.with_stages(stages)
     out = []
     for d, kind, at in fired.firings:
-        data = timers.deadline_data(d) if kind == "warning" else {"due": d.due.isoformat()}
+        data = None if kind == "warning" else {"due": d.due.isoformat()}  # None: the deadline's own data
         out.append(_emit(new, FIRING_TYPES[kind], d, at, data))
     return new, out
 
@@ -109,75 +116,78 @@ def on_received(state: CaseLearning | None, body: dict[str, Any], book: Procedur
     data = body["data"]
     procedure = book.current(data.get("procedure"))
     if (state is not None and state.procedure) or procedure is None:
-        return Decision(state)
+        return timers.Decision(state)
     held = state.held if state is not None else ()
-    return Decision(CaseLearning(str(body["subject"]), procedure.key, str(data["service_area"]), held=held))
+    return timers.Decision(CaseLearning(str(body["subject"]), procedure.key, str(data["service_area"]), held=held))
 
 
-def on_closed(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> Decision:
+def on_closed(state: CaseLearning, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
     """A closure (the first, or after a reopening) opens a learning stage with its deadline."""
     if state.closed or not state.procedure:
-        return Decision(state)
-    procedure, at = book.get(state.procedure), event_time(body)
+        return timers.Decision(state)
+    procedure = book.get(state.procedure)
     calendar = procedure.learning_calendar()
     due = calendar.due_after(at, procedure.learning.days)
     deadline = timers.schedule(STAGE, KIND, len(state.stages) + 1, due,
                                calendar.warning_before(due, procedure.warning_lead), at)
-    state = replace(state, closed=True, stages=(*state.stages, LearningStage(deadline, at)))
-    return Decision(state, [_emit(state, "learning.stage.opened", deadline, at, {"due": due.isoformat()}),
-                            _emit(state, "deadline.scheduled", deadline, at, timers.deadline_data(deadline))])
+    state = state.with_stages((*state.stages, LearningStage(deadline, at)), closed=True)
+    return timers.Decision(state, [_emit(state, "learning.stage.opened", deadline, at, {"due": due.isoformat()}),
+                                   _emit(state, "deadline.scheduled", deadline, at)])
 
 
-def on_reopened(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> Decision:
+def on_reopened(state: CaseLearning, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
     """An escalation after closure reopens the complaint: its next closure opens a new stage."""
-    return Decision(replace(state, closed=False))
+    return timers.Decision(state.with_stages(state.stages, closed=False))
 
 
-def on_action_added(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> Decision | None:
+def on_action_added(state: CaseLearning, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision | None:
     """Add an action to the open stage's plan (None: no open stage, hold it)."""
     stage, data = state.open_stage(), body["data"]
     if stage is None:
         return None
     if any(a.action_id == data["action_id"] for a in stage.actions):
-        return Decision(state)
+        return timers.Decision(state)
     action = Action(str(data["action_id"]), str(data["level"]))
-    return Decision(_with_latest(state, replace(stage, actions=(*stage.actions, action))))
+    return timers.Decision(_with_latest(state, replace(stage, actions=(*stage.actions, action))))
 
 
-def on_action_completed(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> Decision | None:
+def on_action_completed(state: CaseLearning, body: dict[str, Any], at: datetime,
+                        book: ProcedureBook) -> Decision | None:
     """Mark an action of the open stage completed (None: not known yet, hold it)."""
     stage, action_id = state.open_stage(), body["data"]["action_id"]
     if stage is None or not any(a.action_id == action_id for a in stage.actions):
         return None
     actions = tuple(replace(a, completed=True) if a.action_id == action_id else a for a in stage.actions)
-    return Decision(_with_latest(state, replace(stage, actions=actions)))
+    return timers.Decision(_with_latest(state, replace(stage, actions=actions)))
 
 
-def on_plan_submitted(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> Decision | None:
+def on_plan_submitted(state: CaseLearning, body: dict[str, Any], at: datetime,
+                      book: ProcedureBook) -> Decision | None:
     """The plan is returned: the stage completes (late or not), incomplete actions recorded."""
-    stage, at = state.open_stage(), event_time(body)
+    stage = state.open_stage()
     if stage is None:
         return None
     met = timers.meet(stage.deadline, at)
     incomplete = sum(not a.completed for a in stage.actions)
-    state = _with_latest(state, replace(stage, deadline=met, submitted=at, incomplete_actions=incomplete))
+    state = _with_latest(state, LearningStage(met, stage.opened, stage.actions, at, incomplete))
     late = bool(met.late)
-    return Decision(state, [
+    return timers.Decision(state, [
         _emit(state, "learning.stage.completed", met, at, {"due": met.due.isoformat(), "late": late}),
-        _emit(state, "deadline.met", met, at, timers.deadline_data(met, late=late))])
+        _emit(state, "deadline.met", met, at, late=late)])
 
 
-def on_recorded_firing(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> Decision:
+def on_recorded_firing(state: CaseLearning, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
     """A warning or overdue event the history shows this service raised: mark it fired."""
     if body.get("source") != SOURCE:
-        return Decision(state)
+        return timers.Decision(state)
     due, overdue = datetime.fromisoformat(str(body["data"]["due"])), body["type"] == "learning.stage.overdue"
-    stages = tuple(replace(s, deadline=replace(s.deadline, warned=True, breached=s.deadline.breached or overdue))
-                   if s.deadline.due == due and s.deadline.is_open else s for s in state.stages)
-    return Decision(replace(state, stages=stages))
+    stages = tuple(replace(s, deadline=s.deadline.fired(overdue)) if s.deadline.due == due and s.deadline.is_open
+                   else s for s in state.stages)
+    return timers.Decision(state.with_stages(stages))
 
 
-Handler = Callable[[CaseLearning, dict[str, Any], ProcedureBook], Decision | None]
+# A handler takes the case, the event's body and its time (read once per event), and the procedures.
+Handler = Callable[[CaseLearning, dict[str, Any], datetime, ProcedureBook], Decision | None]
 
 # The table of contents: event type -> what it does to a known case (None from a handler: hold).
 HANDLERS: dict[str, Handler] = {
@@ -191,10 +201,10 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def _apply(state: CaseLearning, body: dict[str, Any], book: ProcedureBook) -> tuple[Decision, bool]:
-    decision = HANDLERS[str(body["type"])](state, body, book)
+def _apply(state: CaseLearning, body: dict[str, Any], at: datetime, book: ProcedureBook) -> tuple[Decision, bool]:
+    decision = HANDLERS[str(body["type"])](state, body, at, book)
     if decision is None:
-        return Decision(state), False
+        return timers.Decision(state), False
     return decision, True
 
 
@@ -204,13 +214,13 @@ def _retry_held(state: CaseLearning, book: ProcedureBook) -> Decision:
     while progress and state.held:
         progress = False
         for held in state.held:
-            decision, done = _apply(replace(state, held=()), held, book)
+            decision, done = _apply(replace(state, held=()), held, event_time(held), book)
             if done and decision.state is not None:
                 rest = tuple(h for h in state.held if h is not held)
                 state, progress = replace(decision.state, held=rest), True
                 derived += decision.derived
                 break
-    return Decision(state, derived)
+    return timers.Decision(state, derived)
 
 
 def decide(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
@@ -219,19 +229,22 @@ def decide(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook
     if type_ == "complaint.received":
         return on_received(state, body, book)
     if type_ not in HANDLERS:
-        return Decision(state)
+        return timers.Decision(state)
     if state is None:
         if type_ not in HELD_TYPES:
-            return Decision(None)
+            return timers.Decision(None)
         state = CaseLearning(str(body["subject"]), "", "")
-    state, fired = fire_due(state, event_time(body))
-    decision, done = _apply(state, body, book)
+    at = event_time(body)
+    state, fired = fire_due(state, at)
+    decision, done = _apply(state, body, at, book)
     assert decision.state is not None
     if not done:
-        return Decision(replace(state, held=(*state.held, body)), fired)
+        return timers.Decision(replace(state, held=(*state.held, body)), fired)
+    if not decision.state.held:  # the common case: nothing waits for this event
+        return timers.Decision(decision.state, fired + decision.derived) if fired else decision
     retried = _retry_held(decision.state, book)
     assert retried.state is not None
-    return Decision(retried.state, fired + decision.derived + retried.derived)
+    return timers.Decision(retried.state, fired + decision.derived + retried.derived)
 
 
 def drop_held(state: CaseLearning) -> tuple[CaseLearning, list[dict[str, Any]]]:

@@ -71,6 +71,16 @@ def test_derived_ids_are_deterministic_and_depend_on_every_part() -> None:
     assert a == b and a["id"] != c["id"] and a["id"].startswith("cf-")
 
 
+def test_a_deadline_event_is_the_derived_event_of_its_key_and_due() -> None:
+    d, at = _deadline(), WARN
+    made = timers.deadline_event("s", "deadline.warning", "case-1", at, d, late=False)
+    assert made == timers.derived_event("s", "deadline.warning", "case-1", at, timers.deadline_data(d, late=False),
+                                        d.key, d.due)
+    own = timers.deadline_event("s", "learning.stage.overdue", "case-1", at, d, {"due": "x"})
+    assert own["data"] == {"due": "x"} and own["id"] == timers.derived_id("case-1", "learning.stage.overdue", d.key,
+                                                                          d.due)
+
+
 def test_json_round_trip() -> None:
     d = timers.meet(_deadline(), DUE)
     assert timers.from_json(timers.to_json(d)) == d
