@@ -31,11 +31,11 @@ RECORDED_HEADER = "casefeedback-recorded-at"
 
 def headers_for(event: StoredEvent) -> list[tuple[str, bytes]]:
     """Kafka headers carrying the history position and acceptance time beside the unchanged body."""
-    return _headers(event.seq, event.recorded_at)
+    return _headers(event.seq, event.recorded_at.isoformat().encode())
 
 
-def _headers(seq: int, recorded_at: datetime) -> list[tuple[str, bytes]]:
-    return [(SEQ_HEADER, str(seq).encode()), (RECORDED_HEADER, recorded_at.isoformat().encode())]
+def _headers(seq: int, recorded_at: bytes) -> list[tuple[str, bytes]]:
+    return [(SEQ_HEADER, str(seq).encode()), (RECORDED_HEADER, recorded_at)]
 
 
 def seq_of(headers: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]]) -> int | None:
@@ -98,9 +98,12 @@ class Relay:
         if not rows:
             return 0
         batches = _Batches(self._producer)
+        stamps: dict[datetime, bytes] = {}  # events appended together share their acceptance time
         for row in rows:
-            value, key = row["body"].encode(), row["subject"].encode()
-            headers = _headers(row["seq"], row["recorded_at"])
+            value, key, recorded_at = row["body"].encode(), row["subject"].encode(), row["recorded_at"]
+            if recorded_at not in stamps:
+                stamps[recorded_at] = recorded_at.isoformat().encode()
+            headers = _headers(row["seq"], stamps[recorded_at])
             await batches.add(TOPIC_EVENTS, key, value, headers)
             if row["type"] in ALERT_TYPES:
                 await batches.add(TOPIC_ALERTS, key, value, headers)

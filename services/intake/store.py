@@ -13,8 +13,7 @@ from datetime import datetime
 
 import asyncpg
 
-from services.common import eventstore
-from services.intake.domain import Known, split_key
+from services.intake.domain import Known
 
 
 @dataclass(frozen=True)
@@ -43,29 +42,48 @@ async def lock_history(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT 1 FROM chain_head FOR UPDATE")
 
 
+def _present(keys_param: str) -> str:
+    """The predecessor keys (`type/subject`; a type has no `/`) of an array parameter whose event the history holds.
+
+    One probe of the (subject, version) index per key (LATERAL ... LIMIT 1), never a scan of the
+    history; `type || ''` keeps the planner off the low-selectivity (type, time) index.
+    """
+    return (f"SELECT k.key FROM unnest({keys_param}::text[]) AS k(key) CROSS JOIN LATERAL "
+            "(SELECT 1 FROM events e WHERE e.subject = substr(k.key, strpos(k.key, '/') + 1) "
+            "AND e.type || '' = split_part(k.key, '/', 1) LIMIT 1) x")
+
+
 async def present_keys(conn: asyncpg.Connection, keys: set[str]) -> frozenset[str]:
     """The predecessor keys (type/subject) whose event the history holds."""
     if not keys:
         return frozenset()
-    pairs = [split_key(k) for k in keys]
-    # One probe of the (subject, version) index per key (LATERAL ... LIMIT 1), never a scan of the history;
-    # `type || ''` keeps the planner off the low-selectivity (type, time) index.
-    rows = await conn.fetch(
-        "SELECT k.type, k.subject FROM unnest($1::text[], $2::text[]) AS k(type, subject) "
-        "CROSS JOIN LATERAL (SELECT 1 FROM events e WHERE e.subject = k.subject AND e.type || '' = k.type LIMIT 1) x",
-        [t for t, _ in pairs], [s for _, s in pairs],
-    )
-    return frozenset(f"{r['type']}/{r['subject']}" for r in rows)
+    return frozenset(r["key"] for r in await conn.fetch(_present("$1"), list(keys)))
 
 
 async def known(conn: asyncpg.Connection, ids: Sequence[str], keys: set[str]) -> Known:
-    """Everything `plan_batch` needs to know about a batch, in four indexed queries."""
-    recorded = await eventstore.known_ids(conn, ids)
-    held_rows = await conn.fetch("SELECT id, digest FROM intake_held WHERE id = any($1::text[])", list(ids))
-    waiting_rows = await conn.fetch("SELECT DISTINCT awaits FROM intake_held WHERE awaits = any($1::text[])",
-                                    list(keys))
-    return Known(recorded, {r["id"]: bytes(r["digest"]) for r in held_rows}, await present_keys(conn, keys),
-                 frozenset(r["awaits"] for r in waiting_rows))
+    """Everything `plan_batch` needs to know about a batch, in one round trip of indexed lookups:
+    the ids the history and the hold hold (with digests), the keys with events waiting in the hold,
+    and the keys whose event the history holds."""
+    rows = await conn.fetch(
+        "SELECT 'r' AS kind, id AS key, digest FROM events WHERE id = any($1::text[]) "
+        "UNION ALL SELECT 'h', id, digest FROM intake_held WHERE id = any($1::text[]) "
+        "UNION ALL (SELECT DISTINCT 'w', awaits, NULL::bytea FROM intake_held WHERE awaits = any($2::text[])) "
+        f"UNION ALL SELECT 'p', p.key, NULL FROM ({_present('$2')}) p",
+        list(ids), list(keys),
+    )
+    recorded: dict[str, bytes] = {}
+    held: dict[str, bytes] = {}
+    waiting: set[str] = set()
+    present: set[str] = set()
+    for r in rows:
+        kind, key = r["kind"], r["key"]
+        if kind == "r":
+            recorded[key] = bytes(r["digest"])
+        elif kind == "h":
+            held[key] = bytes(r["digest"])
+        else:
+            (waiting if kind == "w" else present).add(key)
+    return Known(recorded, held, frozenset(present), frozenset(waiting))
 
 
 async def hold(conn: asyncpg.Connection, events: Sequence[HeldEvent], held_at: datetime,
