@@ -24,7 +24,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from schemas.canonical import canonical
 from schemas.registry import INBOUND_TYPES, OnePass, Rejection, parse_json, validate_object
@@ -181,15 +181,13 @@ class Known:
     waiting: frozenset[str]  # predecessor keys with events already in the hold
 
 
-@dataclass(frozen=True)
-class Append:
-    """Append the batch item at `index` to the history."""
+class Append(NamedTuple):
+    """Append the batch item at this position to the history."""
 
-    index: int
+    item: int
 
 
-@dataclass(frozen=True)
-class Release:
+class Release(NamedTuple):
     """Append the events held (from earlier batches) for `key`, in arrival order."""
 
     key: str
@@ -238,5 +236,6 @@ def _place(plan: Plan, index: int, item: Accepted, present: set[str], waiting: s
     present.add(opened)
     if opened in waiting:
         plan.appends.append(Release(opened))
-    plan.appends.extend(Append(i) for i in pending.pop(opened, []))
+    if opened in pending:
+        plan.appends.extend(Append(i) for i in pending.pop(opened))
 

@@ -211,7 +211,7 @@ def _expand(appends: list[Append | domain.Release], records: Sequence[ConsumerRe
     sources: dict[str, Source] = {}
     for step in appends:
         if isinstance(step, Append):
-            item, record = verdicts[step.index], records[step.index]
+            item, record = verdicts[step.item], records[step.item]
             assert isinstance(item, Accepted)
             events.append(eventstore.NewEvent(item.body, record.value, item.canonical, item.digest, item.time))
             sources[item.id] = record
