@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -67,6 +68,10 @@ class Runtime:
         consumer = kafka.consumer(s.kafka, worker.group, ())
         try:
             await worker.setup()
+            # Everything loaded so far (modules, models, clients) lives as long as the process: move it out
+            # of the collector's reach, so that collections scan only what batches allocate. Measured on
+            # intake: garbage collection fell from about 11 to 2 us of CPU per event.
+            gc.freeze()
             self.loop = ConsumerLoop(worker.name, consumer, worker.topics, worker.prepare, s.batch_size,
                                      worker.on_assigned, worker.on_revoked)
             await consumer.start()
