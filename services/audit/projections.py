@@ -69,13 +69,13 @@ class SubjectVersions:
 
     def apply(self, event: StoredEvent) -> list[Difference]:
         """Note the subject's version; a gap or a repeat is a difference."""
-        expected = self.versions.get(event.subject, 0) + 1
-        self.versions[event.subject] = event.version
-        if event.version != expected:
-            return [Difference(self.name, event.subject, f"version {event.version} at seq {event.seq}, "
-                                                         f"expected {expected}")]
-        if event.body.get("id") != event.id or event.body.get("subject") != event.subject:
-            return [Difference(self.name, event.subject, f"seq {event.seq}: body id/subject differ from the row's")]
+        subject, version, body = event.subject, event.version, event.body
+        expected = self.versions.get(subject, 0) + 1
+        self.versions[subject] = version
+        if version != expected:
+            return [Difference(self.name, subject, f"version {version} at seq {event.seq}, expected {expected}")]
+        if body.get("id") != event.id or body.get("subject") != subject:
+            return [Difference(self.name, subject, f"seq {event.seq}: body id/subject differ from the row's")]
         return []
 
     def finish(self) -> list[Difference]:

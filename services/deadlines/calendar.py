@@ -112,3 +112,15 @@ class Calendar:
         if lead <= 0:
             return None
         return self.end_of(self.subtract_days(self.local_date(due), lead))
+
+    def deadline_after(self, received: datetime, n: int, lead: int) -> tuple[datetime, datetime | None]:
+        """`due_after(received, n)` and its `warning_before(due, lead)`, worked out once per local day."""
+        return _deadline_on(self, self.local_date(received), n, lead)
+
+
+# Every case received on one local day gets the same due and warning instants. Keys are (calendar, day,
+# n, lead): 4,096 covers years of days for the few (n, lead) pairs of the loaded procedures.
+@lru_cache(maxsize=4096)
+def _deadline_on(calendar: Calendar, day: date, n: int, lead: int) -> tuple[datetime, datetime | None]:
+    due = calendar.end_of(calendar.add_days(day, n))
+    return due, calendar.warning_before(due, lead)

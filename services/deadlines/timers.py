@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 Status = Literal["open", "met", "cancelled"]
 Firing = Literal["warning", "breach"]
 
 
-@dataclass(frozen=True)
-class Deadline:
-    """One target: a stage visit's acknowledgement or response, or a learning stage."""
+class Deadline(NamedTuple):
+    """One target: a stage visit's acknowledgement or response, or a learning stage.
+
+    An immutable named tuple rather than a frozen dataclass: deadlines are made and remade for every
+    history event that touches them (live and in replay), and a tuple is several times cheaper to build.
+    """
 
     stage: str
     kind: str
@@ -91,7 +94,7 @@ def cancel(deadline: Deadline) -> Deadline:
 
 def move(deadline: Deadline, due: datetime, warn_at: datetime | None, at: datetime) -> Deadline:
     """The deadline with a new agreed target, set at `at`; warning and breach may fire again for it."""
-    return replace(deadline, due=due, warn_at=warn_at, warned=warn_at is None or warn_at <= at, breached=False)
+    return deadline._replace(due=due, warn_at=warn_at, warned=warn_at is None or warn_at <= at, breached=False)
 
 
 def derived_id(*parts: object) -> str:

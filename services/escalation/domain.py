@@ -20,9 +20,8 @@ history in seq order and compares it with `adapters.load_live_state`:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from schemas.times import event_time
 from services.deadlines import timers
@@ -33,9 +32,8 @@ SOURCE = "casefeedback/escalation"
 FIRING_TYPES = {"warning": "deadline.warning", "breach": "deadline.breached"}
 
 
-@dataclass(frozen=True)
-class CaseState:
-    """What escalation knows of one complaint."""
+class CaseState(NamedTuple):
+    """What escalation knows of one complaint (an immutable named tuple: cheap to remake for every event)."""
 
     subject: str
     procedure: str
@@ -90,8 +88,7 @@ def _start_stage(state: CaseState, procedure: Procedure, stage_id: str, at: date
     for kind, days in (("acknowledge", stage.acknowledge), ("respond", stage.respond)):
         if days is None:
             continue
-        due = calendar.due_after(at, days)
-        warn_at = calendar.warning_before(due, procedure.warning_lead)
+        due, warn_at = calendar.deadline_after(at, days, procedure.warning_lead)
         scheduled.append(timers.schedule(stage_id, kind, visit, due, warn_at, at))
     state = CaseState(state.subject, state.procedure, state.service_area, stage_id, visit, True, at,
                       (*state.deadlines, *scheduled), None)
@@ -99,7 +96,9 @@ def _start_stage(state: CaseState, procedure: Procedure, stage_id: str, at: date
 
 
 def _end_open(state: CaseState) -> CaseState:
-    return replace(state, open=False, deadlines=tuple(timers.cancel(d) if d.is_open else d for d in state.deadlines))
+    deadlines = tuple(timers.cancel(d) if d.is_open else d for d in state.deadlines)
+    return CaseState(state.subject, state.procedure, state.service_area, state.stage, state.visit, False,
+                     state.started, deadlines, state.outcome)
 
 
 def _meet(state: CaseState, kinds: tuple[str, ...], at: datetime) -> tuple[tuple[Deadline, ...], list[dict[str, Any]]]:

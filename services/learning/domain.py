@@ -19,9 +19,8 @@ that drop is not in the history, so a replay keeps them held: the one place repl
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from schemas.times import event_time
 from services.deadlines import timers
@@ -35,8 +34,8 @@ FIRING_TYPES = {"warning": "deadline.warning", "breach": "learning.stage.overdue
 HELD_TYPES = ("learning.action.added", "learning.action.completed", "learning.plan.submitted")
 
 
-@dataclass(frozen=True)
-class Action:
+# The state's records are immutable named tuples: cheap to remake for every history event.
+class Action(NamedTuple):
     """One action of a learning plan."""
 
     action_id: str
@@ -44,8 +43,7 @@ class Action:
     completed: bool = False
 
 
-@dataclass(frozen=True)
-class LearningStage:
+class LearningStage(NamedTuple):
     """One learning stage, opened by one closure."""
 
     deadline: Deadline
@@ -59,8 +57,7 @@ class LearningStage:
         return self.submitted is None
 
 
-@dataclass(frozen=True)
-class CaseLearning:
+class CaseLearning(NamedTuple):
     """What learning knows of one complaint."""
 
     subject: str
@@ -102,7 +99,7 @@ def fire_due(state: CaseLearning, until: datetime) -> tuple[CaseLearning, list[d
     if not timers.any_due((s.deadline for s in state.stages), until):  # nothing due: the state stands as it is
         return state, []
     fired = timers.fire_all(state.deadlines(), until)
-    stages = tuple(replace(s, deadline=d) for s, d in zip(state.stages, fired.deadlines, strict=True))
+    stages = tuple(s._replace(deadline=d) for s, d in zip(state.stages, fired.deadlines, strict=True))
     new = state.with_stages(stages)
     out = []
     for d, kind, at in fired.firings:
@@ -127,9 +124,8 @@ def on_closed(state: CaseLearning, body: dict[str, Any], at: datetime, book: Pro
         return timers.Decision(state)
     procedure = book.get(state.procedure)
     calendar = procedure.learning_calendar()
-    due = calendar.due_after(at, procedure.learning.days)
-    deadline = timers.schedule(STAGE, KIND, len(state.stages) + 1, due,
-                               calendar.warning_before(due, procedure.warning_lead), at)
+    due, warn_at = calendar.deadline_after(at, procedure.learning.days, procedure.warning_lead)
+    deadline = timers.schedule(STAGE, KIND, len(state.stages) + 1, due, warn_at, at)
     state = state.with_stages((*state.stages, LearningStage(deadline, at)), closed=True)
     return timers.Decision(state, [_emit(state, "learning.stage.opened", deadline, at, {"due": due.isoformat()}),
                                    _emit(state, "deadline.scheduled", deadline, at)])
@@ -148,7 +144,7 @@ def on_action_added(state: CaseLearning, body: dict[str, Any], at: datetime, boo
     if any(a.action_id == data["action_id"] for a in stage.actions):
         return timers.Decision(state)
     action = Action(str(data["action_id"]), str(data["level"]))
-    return timers.Decision(_with_latest(state, replace(stage, actions=(*stage.actions, action))))
+    return timers.Decision(_with_latest(state, stage._replace(actions=(*stage.actions, action))))
 
 
 def on_action_completed(state: CaseLearning, body: dict[str, Any], at: datetime,
@@ -157,8 +153,8 @@ def on_action_completed(state: CaseLearning, body: dict[str, Any], at: datetime,
     stage, action_id = state.open_stage(), body["data"]["action_id"]
     if stage is None or not any(a.action_id == action_id for a in stage.actions):
         return None
-    actions = tuple(replace(a, completed=True) if a.action_id == action_id else a for a in stage.actions)
-    return timers.Decision(_with_latest(state, replace(stage, actions=actions)))
+    actions = tuple(a._replace(completed=True) if a.action_id == action_id else a for a in stage.actions)
+    return timers.Decision(_with_latest(state, stage._replace(actions=actions)))
 
 
 def on_plan_submitted(state: CaseLearning, body: dict[str, Any], at: datetime,
@@ -181,7 +177,7 @@ def on_recorded_firing(state: CaseLearning, body: dict[str, Any], at: datetime, 
     if body.get("source") != SOURCE:
         return timers.Decision(state)
     due, overdue = datetime.fromisoformat(str(body["data"]["due"])), body["type"] == "learning.stage.overdue"
-    stages = tuple(replace(s, deadline=s.deadline.fired(overdue)) if s.deadline.due == due and s.deadline.is_open
+    stages = tuple(s._replace(deadline=s.deadline.fired(overdue)) if s.deadline.due == due and s.deadline.is_open
                    else s for s in state.stages)
     return timers.Decision(state.with_stages(stages))
 
@@ -214,10 +210,10 @@ def _retry_held(state: CaseLearning, book: ProcedureBook) -> Decision:
     while progress and state.held:
         progress = False
         for held in state.held:
-            decision, done = _apply(replace(state, held=()), held, event_time(held), book)
+            decision, done = _apply(state._replace(held=()), held, event_time(held), book)
             if done and decision.state is not None:
                 rest = tuple(h for h in state.held if h is not held)
-                state, progress = replace(decision.state, held=rest), True
+                state, progress = decision.state._replace(held=rest), True
                 derived += decision.derived
                 break
     return timers.Decision(state, derived)
@@ -239,7 +235,7 @@ def decide(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook
     decision, done = _apply(state, body, at, book)
     assert decision.state is not None
     if not done:
-        return timers.Decision(replace(state, held=(*state.held, body)), fired)
+        return timers.Decision(state._replace(held=(*state.held, body)), fired)
     if not decision.state.held:  # the common case: nothing waits for this event
         return timers.Decision(decision.state, fired + decision.derived) if fired else decision
     retried = _retry_held(decision.state, book)
@@ -249,4 +245,4 @@ def decide(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook
 
 def drop_held(state: CaseLearning) -> tuple[CaseLearning, list[dict[str, Any]]]:
     """The state without its held events, and those events (to dead-letter as out_of_order)."""
-    return replace(state, held=()), list(state.held)
+    return state._replace(held=()), list(state.held)

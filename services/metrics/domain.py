@@ -145,21 +145,24 @@ def _compliment(event: Mapping[str, Any], day: int, sets: LabelSets) -> list[Fac
 
 
 def _received(event: Mapping[str, Any], day: int, sets: LabelSets) -> list[Fact]:
-    data, folded = _data(event), list[Fact]()
+    data = _data(event)
+    folded: list[Fact] = []
     stage = _fold(data.get("stage"), sets.stages, "stage", day, folded)
     area = _fold(data.get("service_area"), sets.service_areas, "service_area", day, folded)
     return [Fact(RECEIVED, (stage, area), day), *folded]
 
 
 def _responded(event: Mapping[str, Any], day: int, sets: LabelSets) -> list[Fact]:
-    data, folded = _data(event), list[Fact]()
+    data = _data(event)
+    folded: list[Fact] = []
     stage = _fold(data.get("stage"), sets.stages, "stage", day, folded)
     outcome = _fold(data.get("outcome"), OUTCOME_SET, "outcome", day, folded)
     return [Fact(OUTCOME, (stage, outcome), day), *folded]
 
 
 def _response(event: Mapping[str, Any], day: int, sets: LabelSets) -> list[Fact]:
-    data, folded = _data(event), list[Fact]()
+    data = _data(event)
+    folded: list[Fact] = []
     survey, answers = data.get("survey_id"), data.get("answers")
     if not isinstance(survey, str) or not isinstance(answers, (dict, Mapping)):
         raise BadEvent("survey.response.submitted: survey_id (string) and answers (object) are required")

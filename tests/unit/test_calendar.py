@@ -83,3 +83,17 @@ def test_warning_is_lead_counting_days_before_due() -> None:
     due = cal.end_of(date(2026, 3, 9))  # Monday
     assert cal.warning_before(due, 1) == cal.end_of(date(2026, 3, 6))  # the Friday before
     assert cal.warning_before(due, 0) is None
+
+
+CALENDARS = [Calendar(), Calendar("calendar_days", None), Calendar(day_one="day_of_receipt", region="ENG")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(min_value=datetime(2005, 1, 1), max_value=datetime(2035, 12, 31), timezones=st.just(UTC)),
+       st.integers(min_value=1, max_value=60), st.integers(min_value=0, max_value=5), st.sampled_from(CALENDARS))
+def test_deadline_after_gives_the_due_instant_and_its_warning(received: datetime, n: int, lead: int,
+                                                              cal: Calendar) -> None:
+    due, warn_at = cal.deadline_after(received, n, lead)
+    assert due.isoformat() == cal.due_after(received, n).isoformat()
+    expected = cal.warning_before(due, lead)
+    assert (warn_at.isoformat() if warn_at else None) == (expected.isoformat() if expected else None)
