@@ -219,8 +219,7 @@ async def _set_due(pool: asyncpg.Pool, case: str, due: datetime) -> None:
         respond = state.deadline("respond")
         assert respond is not None
         moved = move(respond, due, None, due - timedelta(days=1))
-        state = type(state)(**{**state.__dict__, "deadlines": tuple(moved if d.key == moved.key else d
-                                                                       for d in state.deadlines)})
+        state = state.with_deadlines(tuple(moved if d.key == moved.key else d for d in state.deadlines))
         await store.save_cases(conn, TABLE, [store.CaseRow(case, row.partition, row.last_seq, True, state.stage,
                                                            state.service_area, codec.encode(state))])
         await store.save_deadlines(conn, OWNER, [(case, row.partition, d) for d in state.deadlines])
