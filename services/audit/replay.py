@@ -104,17 +104,19 @@ def apply_rows(rows: list[asyncpg.Record], projections: list[Projection], chain:
 
 @contextmanager
 def _cycle_collection_paused() -> Iterator[None]:
-    """Pause Python's cycle collector for one batch.
+    """Keep Python's cycle collector off the rebuilt state: paused during the batch, then the state frozen.
 
     Replay keeps every case's state alive as it goes (acyclic: refcounting frees what it drops), so
-    a collection during the batch would walk that growing state again and again for nothing; it
-    runs after the batch instead, when the next allocation asks for it.
+    collections would walk that growing state again and again for nothing. After each batch what is
+    alive is moved out of the collector's reach (`gc.freeze`, as the workers do after start-up); later
+    collections scan only what the next batch allocates. Frozen objects are still freed by refcounting.
     """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if enabled:
             gc.enable()
 
