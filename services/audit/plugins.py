@@ -10,6 +10,7 @@ simply not in the run (its factory returns None).
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,16 +47,15 @@ class DerivingProjection:
 
     def apply(self, event: StoredEvent) -> list[Difference]:
         """Decide the event for its subject, then match it if this service recorded it."""
+        body = event.body
         if self.types is not None and event.type not in self.types:
-            return self._match(event) if event.body.get("source") == self.source else []
-        decision = self.decide(self.states.get(event.subject), event.body)
+            return self._match(event) if body.get("source") == self.source else []
+        decision = self.decide(self.states.get(event.subject), body)
         if decision.state is not None:
             self.states[event.subject] = decision.state
         for derived in decision.derived:
             self.pending.setdefault(str(derived["id"]), derived)
-        if event.body.get("source") != self.source:
-            return []
-        return self._match(event)
+        return self._match(event) if body.get("source") == self.source else []
 
     def _match(self, event: StoredEvent) -> list[Difference]:
         expected = self.pending.pop(event.id, None)
@@ -118,7 +118,7 @@ def _deriving(name: str, package: str, settings: Settings,
     adapters = _optional(f"{package}.adapters")
     loader = getattr(adapters, "load_live_state", None)
     types = getattr(adapters, "TYPES", None)
-    return DerivingProjection(name, domain.SOURCE, lambda s, b: domain.decide(s, b, book), loader,
+    return DerivingProjection(name, domain.SOURCE, functools.partial(domain.decide, book=book), loader,
                               _procedure_loader(book), frozenset(types) if types else None, normalise)
 
 
