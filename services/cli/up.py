@@ -1,7 +1,8 @@
 """`casefeedback up`: the whole system on one machine until interrupted.
 
 Starts the embedded broker and database (unless `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` name
-real ones), then one worker process of each service, restarting a worker that dies. The embedded
+real ones), then one worker process of each service and one relay process (which publishes the
+history to `casefeedback.events`), restarting any that dies. The embedded
 broker keeps its data in memory, so the embedded database is new on every run as well.
 """
 
@@ -20,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from services.cli.run_service import SERVICES
+from services.cli.run_service import RELAY, SERVICES
 from services.common.embedded import free_port, stop_process
 from services.common.infra import Infrastructure, start_infrastructure
 from services.common.settings import Settings
 
-HELP = "run the whole system (broker, database, all four services) until interrupted"
+HELP = "run the whole system (broker, database, all four services and the relay) until interrupted"
 RESTART_DELAY_S = 2.0
 
 
@@ -55,6 +56,7 @@ def _env(settings: Settings, port: int, host: str) -> dict[str, str]:
     env["CASEFEEDBACK_HTTP_PORT"] = str(port)
     env["CASEFEEDBACK_HTTP_HOST"] = host
     env["CASEFEEDBACK_PARENT_PID"] = str(os.getpid())
+    env["CASEFEEDBACK_RELAY"] = "separate"  # the relay process publishes; workers keep their CPU for their work
     return env
 
 
@@ -90,7 +92,8 @@ def _wait_until_consuming(children: list[Child], stop: _Stop, started: float, ti
         names = ", ".join(c.service for c in pending)
         print(f"warning: not consuming yet after {timeout_s:.0f} s: {names} (see the logs)", flush=True)
     else:
-        print(f"all {len(children)} services consuming {time.monotonic() - started:.1f} s after start", flush=True)
+        print(f"all {len(children) - 1} services consuming {time.monotonic() - started:.1f} s after start, "
+              "and the relay publishing", flush=True)
 
 
 def _supervise(children: list[Child], settings: Settings, host: str, log_dir: Path, stop: _Stop) -> None:
@@ -125,7 +128,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     infra = start_infrastructure(settings, log_dir)
     settings = infra.settings
-    children = [Child(name, free_port()) for name in SERVICES]
+    children = [Child(name, free_port()) for name in [*SERVICES, RELAY]]
     extra: list[subprocess.Popen[bytes]] = []
     try:
         _announce(infra, log_dir)

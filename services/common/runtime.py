@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from services.common import db, kafka
@@ -86,18 +87,10 @@ class Runtime:
 
     async def _run_tasks(self, worker: Worker, url: str, producer: Any, stop: asyncio.Event) -> None:
         assert self.loop is not None
-        relay = Relay(url, producer, self.settings.batch_size)
-        coros = [self.loop.run(stop), relay.run(stop), *(task(stop) for task in worker.background())]
-        if self.settings.parent_pid:
-            coros.append(_stop_when_orphaned(self.settings.parent_pid, stop))
-        tasks = [asyncio.ensure_future(c) for c in coros]
-        done, _ = await asyncio.wait([*tasks, asyncio.ensure_future(stop.wait())],
-                                     return_when=asyncio.FIRST_COMPLETED)
-        failed = [t for t in done if t in tasks and t.exception() is not None]
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if failed:
-            raise failed[0].exception()  # type: ignore[misc]
+        coros = [self.loop.run(stop), *(task(stop) for task in worker.background())]
+        if self.settings.relay == "worker":
+            coros.append(Relay(url, producer, self.settings.batch_size).run(stop))
+        await _run_until_stopped(coros, self.settings, stop)
 
 
 async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
@@ -113,8 +106,47 @@ async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), 1.0)
 
 
+async def _run_until_stopped(coros: list[Awaitable[None]], settings: Settings, stop: asyncio.Event) -> None:
+    """Run the tasks until `stop` (or until one fails, which then stops the rest and is raised)."""
+    if settings.parent_pid:
+        coros.append(_stop_when_orphaned(settings.parent_pid, stop))
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    done, _ = await asyncio.wait([*tasks, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    failed = [t for t in done if t in tasks and t.exception() is not None]
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if failed:
+        error = failed[0].exception()
+        assert error is not None
+        raise error
+
+
+async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
+    """The relay on its own (`casefeedback run relay`): leads when it holds the lock, else stands by."""
+    url = settings.require_database()
+    await db.migrate(url)
+    await kafka.ensure_topics(settings.kafka)
+    producer = kafka.producer(settings.kafka)
+    await producer.start()
+    relay = Relay(url, producer, settings.batch_size)
+    http = HttpEndpoint(settings.http_host, settings.http_port, lambda: {"service": "relay", "status": "ok",
+                                                                         "published_seq": relay.published_seq})
+    await http.start()
+    try:
+        print(f"relay: metrics {http.base_url}/metrics health {http.base_url}/health", flush=True)
+        await _run_until_stopped([relay.run(stop)], settings, stop)
+    finally:
+        await producer.stop()
+        await http.stop()
+
+
 def run_worker(worker_cls: type[Worker], settings: Settings) -> int:
     """Run a worker until SIGINT/SIGTERM; return the process exit code."""
+    return run_process(worker_cls.name, Runtime(worker_cls, settings).run, settings)
+
+
+def run_process(name: str, body: Callable[[asyncio.Event], Awaitable[None]], settings: Settings) -> int:
+    """Run `body` until SIGINT/SIGTERM; return the process exit code (2: configuration, 1: unexpected)."""
     configure_logging(settings.log_level)
 
     async def main() -> None:
@@ -122,15 +154,14 @@ def run_worker(worker_cls: type[Worker], settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await Runtime(worker_cls, settings).run(stop)
+        await body(stop)
 
     try:
         asyncio.run(main())
     except CasefeedbackError as exc:
-        print(f"{worker_cls.name}: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 2
     except Exception:
-        log.exception("%s stopped on an unexpected error; restart it to resume from the last commit",
-                      worker_cls.name)
+        log.exception("%s stopped on an unexpected error; restart it to resume from the last commit", name)
         return 1
     return 0

@@ -28,6 +28,14 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    """One of `allowed` (the first when unset)."""
+    raw = env.get(name) or allowed[0]
+    if raw not in allowed:
+        raise ConfigurationError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -98,6 +106,9 @@ class Settings:
     tick_interval_s: float = 0.25
     log_level: str = "INFO"
     parent_pid: int | None = None
+    # Where the relay runs: "worker" (a standby relay in every worker process, one leads) or "separate"
+    # (only in `casefeedback run relay` processes, as `up` and deploy/ run it).
+    relay: str = "worker"
 
     def require_database(self) -> str:
         """The database URL, or a clear error saying how to provide one."""
@@ -158,4 +169,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         tick_interval_s=_float(env, "CASEFEEDBACK_TICK_INTERVAL_S", 0.25),
         log_level=env.get("CASEFEEDBACK_LOG_LEVEL", "INFO"),
         parent_pid=_int(env, "CASEFEEDBACK_PARENT_PID", 0) or None,
+        relay=_choice(env, "CASEFEEDBACK_RELAY", ("worker", "separate")),
     )

@@ -2,8 +2,9 @@
 
 Baseline, measured in the same run on the same broker: a bare aiokafka loop (its own process) that
 consumes the same inbound records, parses the JSON and produces each to another topic, committing
-offsets per batch. Intake runs as `casefeedback run intake` (validation, de-duplication, one
-PostgreSQL transaction per batch, and the relay publishing to `casefeedback.events`).
+offsets per batch. Intake runs as `casefeedback up` and deploy/ run it: `casefeedback run intake`
+(validation, de-duplication, one PostgreSQL transaction per batch) beside `casefeedback run relay`
+(publishing the history to `casefeedback.events`); peak memory is the two processes' together.
 
 Both are measured the same way from this process: a reader timestamps each record's arrival on the
 output topic; sustained throughput is the 10th-90th percentile arrival span; delay is the inbound
@@ -128,43 +129,45 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Sampler:
-    """Polls the peak resident memory of a process and its children."""
+    """Polls the peak resident memory of processes and their children, together."""
 
-    def __init__(self, pid: int):
-        self.process = psutil.Process(pid)
+    def __init__(self, pids: list[int]):
+        self.processes = [psutil.Process(pid) for pid in pids]
         self.peak = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                procs = [self.process, *self.process.children(recursive=True)]
+                procs = [q for p in self.processes for q in (p, *p.children(recursive=True))]
                 self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
             except psutil.Error:
                 pass
             await asyncio.sleep(0.1)
 
 
-async def measure(settings: Settings, cmd: list[str], topic: str, backlog: list[dict[str, Any]],
+async def measure(settings: Settings, cmds: list[list[str]], topic: str, backlog: list[dict[str, Any]],
                   paced: list[dict[str, Any]], rate: float) -> dict[str, float]:
-    """Start `cmd`, measure throughput over the backlog and delay over the paced stream, then stop it."""
+    """Start `cmds`, measure throughput over the backlog and delay over the paced stream, then stop them."""
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": str(settings.kafka.bootstrap_servers),
            "DATABASE_URL": settings.require_database(), "CASEFEEDBACK_HTTP_PORT": "0",
-           "CASEFEEDBACK_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
-    stop, sampler = asyncio.Event(), Sampler(proc.pid)
+           "CASEFEEDBACK_LOG_LEVEL": "WARNING", "CASEFEEDBACK_RELAY": "separate"}
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for cmd in cmds]
+    stop, sampler = asyncio.Event(), Sampler([p.pid for p in procs])
     tasks = [asyncio.ensure_future(sampler.run(stop))]
     try:
         backlog_arrivals = Arrivals({e["id"]: 0.0 for e in backlog})
         tasks.append(asyncio.ensure_future(read_arrivals(settings.kafka, topic, backlog_arrivals, stop)))
-        await _until(backlog_arrivals.complete, 600, proc)
+        await _until(backlog_arrivals.complete, 600, procs)
         paced_arrivals, ready = Arrivals({e["id"]: 0.0 for e in paced}), asyncio.Event()
         tasks.append(asyncio.ensure_future(read_arrivals(settings.kafka, topic, paced_arrivals, stop, ready)))
         await ready.wait()
         sent_at = await produce(settings.kafka, paced, rate)
-        await _until(paced_arrivals.complete, 300, proc)
+        await _until(paced_arrivals.complete, 300, procs)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(60)
         stop.set()
         await asyncio.gather(*tasks)
     return _figures(backlog_arrivals, paced_arrivals, paced, sent_at, sampler.peak)
@@ -178,11 +181,12 @@ def _figures(backlog: Arrivals, paced: Arrivals, events: list[dict[str, Any]], s
             "p99_delay_ms": round(1000 * percentile(delays, 0.99), 1), "peak_rss_mib": round(peak / 2**20, 1)}
 
 
-async def _until(check: Any, timeout_s: float, proc: subprocess.Popen[bytes]) -> None:
+async def _until(check: Any, timeout_s: float, procs: list[subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        for proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"not complete within {timeout_s} s")
         await asyncio.sleep(0.1)
@@ -232,10 +236,10 @@ async def _main(settings: Settings, n: int) -> dict[str, Any]:
     rate = 500.0
     await produce(settings.kafka, backlog)
     py = sys.executable
-    intake_cmd = [py, "-m", "services.cli", "run", "intake"]
+    intake_cmds = [[py, "-m", "services.cli", "run", "intake"], [py, "-m", "services.cli", "run", "relay"]]
     # The load on a shared machine drifts: measure the baseline before and after intake and use the mean.
     before = await _baseline(settings, backlog, paced[0], rate, f"{BASELINE_TOPIC}.1")
-    intake = await measure(settings, intake_cmd, TOPIC_EVENTS, backlog, paced[1], rate)
+    intake = await measure(settings, intake_cmds, TOPIC_EVENTS, backlog, paced[1], rate)
     after = await _baseline(settings, backlog, paced[2], rate, f"{BASELINE_TOPIC}.2")
     base = {k: round((before[k] + after[k]) / 2, 1) for k in before}
     ratio = intake["events_per_s"] / base["events_per_s"]
@@ -249,7 +253,7 @@ async def _baseline(settings: Settings, backlog: list[dict[str, Any]], paced: li
                     topic: str) -> dict[str, float]:
     await kafka.ensure_topics(settings.kafka, [topic])
     cmd = [sys.executable, "-m", "tests.benchmarks.bench_intake", "baseline", topic]
-    return await measure(settings, cmd, topic, backlog, paced, rate)
+    return await measure(settings, [cmd], topic, backlog, paced, rate)
 
 
 def _print(f: dict[str, Any], rate: float) -> None:
@@ -261,7 +265,7 @@ def _print(f: dict[str, Any], rate: float) -> None:
     print(f"end-to-end delay at {rate:g} events/s (inbound record to arrival on casefeedback.events): "
           f"p50 {i['p50_delay_ms']} ms, p99 {i['p99_delay_ms']} ms; baseline p50 {b['p50_delay_ms']} ms, "
           f"p99 {b['p99_delay_ms']} ms")
-    print(f"peak resident memory: intake {i['peak_rss_mib']} MiB, baseline {b['peak_rss_mib']} MiB")
+    print(f"peak resident memory: intake and relay {i['peak_rss_mib']} MiB, baseline {b['peak_rss_mib']} MiB")
 
 
 if __name__ == "__main__":

@@ -44,13 +44,13 @@ def test_up_runs_every_service_emit_publishes_and_stop_leaves_nothing(tmp_path: 
     up = start_up(tmp_path)
     try:
         urls = re.findall(r"^(\w+): metrics (\S+) health (\S+)$", "\n".join(up.lines), re.M)
-        assert {name for name, _, _ in urls} == {"intake", "escalation", "learning", "metrics"}
+        assert {name for name, _, _ in urls} == {"intake", "escalation", "learning", "metrics", "relay"}
         for _, metrics_url, health_url in urls:
             health = json.loads(urllib.request.urlopen(health_url, timeout=5).read())
             assert health["status"] == "ok"
             assert b"casefeedback_events_total" in urllib.request.urlopen(metrics_url, timeout=5).read()
         spawned = up.descendants()
-        assert len(spawned) >= 6  # broker, database server, four workers
+        assert len(spawned) >= 7  # broker, database server, four workers, the relay
 
         emitted = up.cli("emit", str(EXAMPLES))
         assert emitted.returncode == 0, emitted.stderr
@@ -62,6 +62,8 @@ def test_up_runs_every_service_emit_publishes_and_stop_leaves_nothing(tmp_path: 
         by_id = {e["id"]: e for e in events}
         original = json.loads(EXAMPLES.read_text().splitlines()[0])
         assert by_id[original["id"]]["data"] == original["data"]
+        relay_health = next(h for name, _, h in urls if name == "relay")
+        assert json.loads(urllib.request.urlopen(relay_health, timeout=5).read())["published_seq"] >= len(ids)
     finally:
         rest = stop_up(up)
     assert up.proc.returncode == 0, rest
