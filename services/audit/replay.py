@@ -185,11 +185,14 @@ async def apply_history(conn: asyncpg.Connection, projections: list[Projection],
         await projection.prepare(conn)
     chain, after = (ChainState() if shard is None else None), 0
     query, extra = (QUERY, ()) if shard is None else (SHARD_QUERY, shard)
-    while rows := await conn.fetch(query, after, batch, total, *extra):
-        apply_rows(rows, projections, chain, summary)
-        after = rows[-1]["seq"]
-        if progress is not None:
-            progress(after, total)
+    try:
+        while rows := await conn.fetch(query, after, batch, total, *extra):
+            apply_rows(rows, projections, chain, summary)
+            after = rows[-1]["seq"]
+            if progress is not None:
+                progress(after, total)
+    finally:
+        gc.unfreeze()  # what each batch froze (see `_cycle_collection_paused`) is the collector's again
     for projection in projections:
         summary.differences.extend(projection.finish())
 
