@@ -84,8 +84,10 @@ class Relay:
         )
         self.published_seq = int(await conn.fetchval("SELECT seq FROM relay_position WHERE name = $1", self._name))
         while not stop.is_set():
+            # Cleared before looking, so a notification that arrives while publishing is not lost (it would
+            # otherwise wait for the next one, or a second).
+            self._wake.clear()
             if not await self.publish_once(conn):
-                self._wake.clear()
                 await _wait_any(stop, self._wake, 1.0)
 
     async def publish_once(self, conn: asyncpg.Connection) -> int:
