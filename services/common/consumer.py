@@ -73,6 +73,7 @@ class ConsumerLoop:
         self.records_seen = 0
         self.generation = 0  # bumped on every revocation: batches fetched before it are not applied
         self._applying: asyncio.Future[None] | None = None
+        self._failure: Exception | None = None
         # Subscribe before the consumer starts: subscribing after start would join the group twice.
         self.consumer.subscribe(self.topics, listener=_Listener(self))
 
@@ -95,12 +96,22 @@ class ConsumerLoop:
             await self._settled(wait=True)
 
     async def _settled(self, wait: bool) -> None:
-        """Wait for (or only look at) the batch being applied; its failure stops the loop."""
+        """Wait for (or only look at) the batch being applied; its failure stops the loop.
+
+        A failure is kept, so that one seen first by a revocation (inside the rebalance listener)
+        still stops the loop.
+        """
+        if self._failure is not None:
+            raise self._failure
         applying = self._applying
         if applying is None or not (wait or applying.done()):
             return
         self._applying = None
-        await applying
+        try:
+            await applying
+        except Exception as exc:
+            self._failure = exc
+            raise
 
     async def revoking(self, revoked: set[TopicPartition]) -> None:
         """Partitions are being taken away: finish and commit the batch being applied, drop the prepared one."""

@@ -124,3 +124,28 @@ async def test_a_batch_prepared_before_a_revocation_is_dropped_and_the_applying_
     # batch 0 finished and committed before the revocation returned; batch 10 was never applied or
     # committed (the partition's next owner reads it again from offset 10); fetching went on after it.
     assert log == ["apply 0", "commit 10", "revoked", "apply 15", "commit 17"]
+
+
+@pytest.mark.asyncio
+async def test_a_failure_first_seen_by_a_revocation_still_stops_the_loop() -> None:
+    log: list[str] = []
+    loop: ConsumerLoop
+
+    async def prepare(records: Sequence[ConsumerRecord]) -> Apply:
+        first = records[0].offset
+        if first == 10:  # the revocation (inside the rebalance listener) is the first to see batch 0 fail
+            with pytest.raises(RuntimeError, match="database gone"):
+                await loop.revoking({TP})
+            log.append("revocation saw it")
+
+        async def apply() -> None:
+            await asyncio.sleep(0.05)
+            if first == 0:
+                raise RuntimeError("database gone")
+            log.append(f"apply {first}")
+        return apply
+
+    loop = _loop(ScriptedConsumer([_records(0, 10), _records(10, 5), _records(15, 2)], log), prepare)
+    with pytest.raises(RuntimeError, match="database gone"):
+        await asyncio.wait_for(loop.run(asyncio.Event()), 5)
+    assert log == ["revocation saw it"]  # nothing was committed, and no later batch was applied
