@@ -2,9 +2,10 @@
 
 One pass in seq order, in batches (memory stays bounded by the batch plus the projections' state):
 each row's digest and chain link are recomputed as it is read (the same rule as
-`eventstore.verify_chain`), then every projection applies the batch's events in seq order. `until` limits the replay to
-the history up to the last event recorded at or before that instant (a prefix in seq order); the
-live state is then not compared (it has moved on), but the chain and every re-derivation still are.
+`eventstore.verify_chain`), then every projection applies the batch's events in seq order. `until`
+limits the replay to the history up to the last event recorded at or before that instant (a prefix
+in seq order); the live state is then not compared (it has moved on), but the chain and every
+re-derivation still are.
 
 Run it when the services have caught up with the history (no traffic, or after it stopped): a
 service still applying the tail shows as a difference, since its tables lag the record. Derived
@@ -63,13 +64,6 @@ class ReplaySummary:
     @property
     def ok(self) -> bool:
         return not self.differences
-
-
-def check_link(row: asyncpg.Record, chain: ChainState) -> Difference | None:
-    """The row's place in the hash chain, recomputed; a Difference naming its subject when it is broken."""
-    problem = link_problem(row, chain.prev, chain.expected_seq)
-    chain.prev, chain.expected_seq = bytes(row["hash"]), row["seq"] + 1
-    return Difference("chain", row["subject"], problem, row["seq"]) if problem else None
 
 
 def check_links(rows: list[asyncpg.Record], chain: ChainState) -> list[Difference]:

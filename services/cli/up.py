@@ -92,7 +92,7 @@ def _wait_until_consuming(children: list[Child], stop: _Stop, started: float, ti
         names = ", ".join(c.service for c in pending)
         print(f"warning: not consuming yet after {timeout_s:.0f} s: {names} (see the logs)", flush=True)
     else:
-        print(f"all {len(children) - 1} services consuming {time.monotonic() - started:.1f} s after start, "
+        print(f"all {len(SERVICES)} services consuming {time.monotonic() - started:.1f} s after start, "
               "and the relay publishing", flush=True)
 
 

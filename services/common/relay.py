@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.registry import ALERT_TYPES, TOPIC_ALERTS, TOPIC_EVENTS
-from services.common.eventstore import EVENTS_CHANNEL, StoredEvent
+from services.common.eventstore import EVENTS_CHANNEL
 
 log = logging.getLogger(__name__)
 RELAY_LOCK = 7_031_966
@@ -29,12 +29,8 @@ SEQ_HEADER = "casefeedback-seq"
 RECORDED_HEADER = "casefeedback-recorded-at"
 
 
-def headers_for(event: StoredEvent) -> list[tuple[str, bytes]]:
-    """Kafka headers carrying the history position and acceptance time beside the unchanged body."""
-    return _headers(event.seq, event.recorded_at.isoformat().encode())
-
-
 def _headers(seq: int, recorded_at: bytes) -> list[tuple[str, bytes]]:
+    """Kafka headers carrying the history position and acceptance time beside the unchanged body."""
     return [(SEQ_HEADER, str(seq).encode()), (RECORDED_HEADER, recorded_at)]
 
 

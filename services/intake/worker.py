@@ -115,7 +115,7 @@ class IntakeWorker(Worker):
         verdicts = []
         for i, record in enumerate(records):
             if i % 200 == 199:
-                await asyncio.sleep(0)  # judging is CPU work: let the relay progress in between
+                await asyncio.sleep(0)  # judging is CPU work: let the batch being applied progress in between
             verdicts.append(domain.judge(record.value, self.settings.max_record_bytes))
         return verdicts
 
