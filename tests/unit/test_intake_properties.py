@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from schemas.canonical import canonical, canonical_float_free
 from schemas.registry import Rejection, parse_json, validate_object
 from services.common.deadletter import REASONS
-from services.common.eventstore import canonical
 from services.intake.domain import INBOUND_MODELS, ONE_PASS, Accepted, Refused, judge
 
 LIMIT = 64 * 1024
@@ -131,3 +131,48 @@ def test_one_pass_normalises_exactly_as_the_two_step_path(body: dict[str, Any]) 
     assert fast is None or fast == slow
     if slow is not None and "\ud800" not in value.decode("utf-8", "replace"):
         assert fast == slow  # the fast path is taken for what is plainly valid
+
+
+float_free_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=2**63 - 2, max_value=2**64 + 2)
+    | st.text(max_size=30) | st.sampled_from(["\ud800", "a\udfffb", "\x00", "\u2028", "\x7f", "é\U0001f600"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=25,
+)
+
+
+def _outcome(encode: Any, value: Any) -> bytes | str:
+    try:
+        return bytes(encode(value))
+    except (UnicodeEncodeError, ValueError) as exc:
+        return type(exc).__name__
+
+
+@settings(max_examples=500)
+@given(st.dictionaries(st.text(max_size=8), float_free_values, max_size=6))
+def test_fast_canonical_writes_the_bytes_of_canonical_for_float_free_bodies(body: dict[str, Any]) -> None:
+    assert _outcome(canonical_float_free, body) == _outcome(canonical, body)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(near_valid_events(), st.none() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=5))
+def test_accepted_events_carry_the_canonical_bytes_of_their_body(body: dict[str, Any], extension: Any) -> None:
+    if extension is not None:
+        body["traceparent"] = extension  # an extension attribute: floats must take the exact writer
+    verdict = judge(json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass"), LIMIT)
+    if isinstance(verdict, Accepted):
+        assert verdict.canonical == canonical(verdict.body)
+
+
+def test_floats_in_a_payload_or_an_extension_are_written_exactly_as_canonical() -> None:
+    question = {"question_id": "q1", "text": "ok?", "scale": "likert5", "positive": ["4", "5"], "target": 1e-05}
+    survey = {"specversion": "1.0", "id": "s-1", "source": "survey-tool", "type": "survey.defined", "subject": "s",
+              "time": "2026-01-05T09:00:00Z", "data": {"title": "t", "questions": [question]}}
+    compliment = {"specversion": "1.0", "id": "c-1", "source": "web", "type": "compliment.received", "subject": "c",
+                  "time": "2026-01-05T09:00:00Z", "weight": 1e-05,
+                  "data": {"service_area": "housing", "channel": "web", "about": "staff"}}
+    for body, written in ((survey, b'"target":1e-05'), (compliment, b'"weight":1e-05')):
+        verdict = judge(json.dumps(body).encode(), LIMIT)
+        assert isinstance(verdict, Accepted)
+        assert written in verdict.canonical  # the fast writer would have written 0.00001
+        assert verdict.canonical == canonical(verdict.body)
