@@ -24,15 +24,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from operator import attrgetter
 
 import asyncpg
 
 from services.audit.projections import Difference, Projection, compare
-from services.common.eventstore import GENESIS, StoredEvent, link_problem
+from services.common.eventstore import GENESIS, LINK_COLUMNS, StoredEvent, link_problem
 
 Progress = Callable[[int, int], None]
-QUERY = ("SELECT seq, id, subject, version, type, time, recorded_at, body::text AS body, raw, digest, prev_hash, "
-         "hash FROM events WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2")
+_TYPE_OF = attrgetter("type")
+# Rows are read by position (cheaper than by name, for every event): the first eight columns are a
+# `StoredEvent` but for the parsed body; `LINK_COLUMNS` follows (as `link_problem` takes them).
+QUERY = (f"SELECT seq, id, subject, version, type, time, recorded_at, body::text AS body, {LINK_COLUMNS} "
+         "FROM events WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2")
 # One shard's share of the subjects (a subject's events all fall in one shard, in seq order).
 SHARD_QUERY = ("SELECT seq, id, subject, version, type, time, recorded_at, body::text AS body FROM events "
                "WHERE seq > $1 AND seq <= $3 AND abs(hashtext(subject) % $4) = $5 ORDER BY seq LIMIT $2")
@@ -71,17 +75,18 @@ def check_links(rows: list[asyncpg.Record], chain: ChainState) -> list[Differenc
     found = []
     prev, expected = chain.prev, chain.expected_seq
     for row in rows:
-        problem = link_problem(row, prev, expected)
+        link = row[8:]
+        problem = link_problem(link, prev, expected)
         if problem:
-            found.append(Difference("chain", row["subject"], problem, row["seq"]))
-        prev, expected = row["hash"], row["seq"] + 1
+            found.append(Difference("chain", row[2], problem, row[0]))
+        prev, expected = link[6], link[0] + 1
     chain.prev, chain.expected_seq = bytes(prev), expected
     return found
 
 
 def _events(rows: list[asyncpg.Record]) -> list[StoredEvent]:
-    return [StoredEvent(r["seq"], r["id"], r["subject"], r["version"], r["type"], r["time"], r["recorded_at"],
-                        json.loads(r["body"])) for r in rows]
+    loads = json.loads
+    return [StoredEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], loads(r[7])) for r in rows]
 
 
 def apply_rows(rows: list[asyncpg.Record], projections: list[Projection], chain: ChainState | None,
@@ -124,7 +129,7 @@ def _apply_batch(rows: list[asyncpg.Record], projections: list[Projection], chai
         clock = _lap(summary, "chain", clock)
     events = _events(rows)
     summary.events += len(events)
-    summary.by_type.update(e.type for e in events)
+    summary.by_type.update(map(_TYPE_OF, events))
     clock = _lap(summary, "read", clock)
     for projection in projections:
         found += _apply_all(projection, events)

@@ -21,6 +21,8 @@ from schemas.canonical import canonical
 from schemas.times import event_time
 
 EVENTS_CHANNEL = "casefeedback_events"
+# What checking one link of the chain reads of a row, in this order (`link_problem`).
+LINK_COLUMNS = "seq, id, body::text AS body, raw, digest, prev_hash, hash"
 GENESIS = bytes(32)
 
 
@@ -198,8 +200,7 @@ async def verify_chain(conn: asyncpg.Connection, batch: int = 10000) -> tuple[in
     prev, expected_seq, checked, after = GENESIS, 1, 0, 0
     while True:
         rows = await conn.fetch(
-            "SELECT seq, id, body::text AS body, raw, digest, prev_hash, hash FROM events "
-            "WHERE seq > $1 ORDER BY seq LIMIT $2", after, batch,
+            f"SELECT {LINK_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2", after, batch,
         )
         if not rows:
             return checked, None
@@ -211,21 +212,21 @@ async def verify_chain(conn: asyncpg.Connection, batch: int = 10000) -> tuple[in
         after = rows[-1]["seq"]
 
 
-def link_problem(r: Mapping[str, Any], prev: bytes, expected_seq: int) -> str | None:
+def link_problem(r: Sequence[Any], prev: bytes, expected_seq: int) -> str | None:
     """What is wrong with one stored event's link in the chain (None when intact).
 
-    `r` holds seq, id, body (the stored text), raw, digest, prev_hash and hash. The body is kept
-    verbatim, so its digest is the sha256 of that text: no re-serialising, no ambiguity.
+    `r` is a row of `LINK_COLUMNS` in that order (read by position: replay checks every row). The body
+    is kept verbatim, so its digest is the sha256 of that text: no re-serialising, no ambiguity.
     """
-    seq = r["seq"]
+    seq, event_id, body, raw, stored_digest, prev_hash, stored_hash = r
     if seq != expected_seq:
         return f"sequence gap: expected seq {expected_seq}, found {seq}"
-    d = hashlib.sha256(r["body"].encode()).digest()
+    d = hashlib.sha256(body.encode()).digest()
     # bytea columns arrive as bytes (a memoryview compares by content too): no copies needed.
-    if d != r["digest"]:
-        return f"event {r['id']} (seq {seq}) was edited: its body does not match its digest"
-    if r["prev_hash"] != prev:
-        return f"event {r['id']} (seq {seq}): prev_hash does not match the previous event's hash"
-    if chain_hash(prev, seq, r["id"], d, r["raw"]) != r["hash"]:
-        return f"event {r['id']} (seq {seq}) was edited: its hash does not match its contents"
+    if d != stored_digest:
+        return f"event {event_id} (seq {seq}) was edited: its body does not match its digest"
+    if prev_hash != prev:
+        return f"event {event_id} (seq {seq}): prev_hash does not match the previous event's hash"
+    if chain_hash(prev, seq, event_id, d, raw) != stored_hash:
+        return f"event {event_id} (seq {seq}) was edited: its hash does not match its contents"
     return None
