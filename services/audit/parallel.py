@@ -1,98 +1,217 @@
-"""Replay on several processes: one checks the hash chain over every row, shards rebuild the projections.
+"""Replay on several processes: one reader, shards that rebuild and compare their own share of the subjects.
 
-Every projection's state is per subject (escalation, learning, versions) or a sum (metrics counts),
-so the subjects are split by `hashtext(subject)` into shards that each read only their own events,
-still in seq order; the main process absorbs each shard's state and compares it with the live state.
-The same code as the one-process replay runs in each shard; only the split is added.
+The main process reads the history once, in seq order, and checks the whole hash chain as it goes
+(exactly as the one-process replay does), then hands each row's event to the shard that owns its
+subject. Every projection's state is per subject (escalation, learning, versions) or a sum (metrics
+counts), so a shard that sees all of its subjects' events in seq order rebuilds them with the same
+code as the one-process replay. The history is read from the database once, not once per shard.
+
+A shard compares its per-subject projections with the live state of the subjects it rebuilt, so no
+large state crosses between processes: what comes back is the live keys it did not rebuild (a key
+no shard rebuilt is in the live state but not derivable from the history) and the summed
+projections' states (metrics), added up and compared here. Queues between the reader and the
+shards are bounded, so memory stays bounded by a few batches per shard.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import pickle
+import queue
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing import get_context
+from multiprocessing.context import SpawnProcess
 from typing import Any
 
 import asyncpg
 
-from services.audit.projections import Difference, build_projections
-from services.audit.replay import QUERY, ChainState, ReplaySummary, apply_history, check_links, compare_live, last_seq
+from services.audit.projections import Projection, build_projections, compare
+from services.audit.replay import (
+    QUERY,
+    ChainState,
+    Progress,
+    ReplaySummary,
+    apply_rows,
+    check_links,
+    compare_live,
+    last_seq,
+)
+from services.common.errors import InfrastructureError
 from services.common.settings import Settings
+
+# Below this many events one process is quicker: starting the shard processes costs about a second.
+AUTO_MIN_EVENTS = 200_000
+# With fewer CPUs the reader, the shards and the database share too little: on two CPUs, two shards
+# were only about 10% quicker than one process, for twice the CPU time (README, figures).
+AUTO_MIN_CPUS = 3
+MAX_WORKERS = 64
+QUEUED_BATCHES = 4  # per shard: how far the reader may run ahead
+POLL_S = 1.0  # how often a blocked reader checks that its shards are still alive
+
+
+def auto_workers(events: int, cpus: int | None = None) -> int:
+    """How many shard processes `casefeedback replay` uses unless told: for a large history on a machine
+    of three CPUs or more, one per CPU but the reader's (at most four); one process otherwise."""
+    cpus = cpus if cpus is not None else len(os.sched_getaffinity(0))
+    return 1 if events < AUTO_MIN_EVENTS or cpus < AUTO_MIN_CPUS else min(cpus - 1, 4)
 
 
 @dataclass
 class ShardResult:
-    """What one process found: events read, their types, differences, and each projection's state."""
+    """What one shard found: events, their types, differences, the live keys it did not rebuild (by
+    projection) and the summed projections' states, to add up in the main process."""
 
     summary: ReplaySummary
+    unclaimed: dict[str, set[str]] = field(default_factory=dict)
     states: dict[str, Any] = field(default_factory=dict)
 
 
-async def _chain(url: str, total: int, batch: int) -> ShardResult:
-    conn = await asyncpg.connect(url)
-    result, chain, after = ShardResult(ReplaySummary()), ChainState(), 0
+def _summed(projection: Projection) -> bool:
+    """A projection whose state is a sum over subjects (added up across shards), not keyed by subject."""
+    return not getattr(projection, "per_subject", True)
+
+
+async def _shard(settings: Settings, inbox: Any, compare_with_live: bool) -> ShardResult:
+    conn = await asyncpg.connect(settings.require_database())
     try:
-        while rows := await conn.fetch(QUERY, after, batch, total):
-            result.summary.differences += check_links(rows, chain)
-            after = rows[-1]["seq"]
+        projections = build_projections(settings)
+        summary = ReplaySummary(projections=[p.name for p in projections])
+        for projection in projections:
+            await projection.prepare(conn)
+        while (dealt := inbox.get()) is not None:  # this shard's rows of one batch (as `StoredEvent` positions)
+            apply_rows(pickle.loads(dealt), projections, None, summary)
+        for projection in projections:
+            summary.differences.extend(projection.finish())
+        result = ShardResult(summary)
+        if compare_with_live:
+            await compare_live(conn, [p for p in projections if not _summed(p)], summary, result.unclaimed)
+            result.states = {p.name: dict(p.state()) for p in projections if _summed(p)}
         return result
     finally:
         await conn.close()
 
 
-async def _shard(settings: Settings, shard: int, shards: int, total: int, batch: int) -> ShardResult:
-    conn = await asyncpg.connect(settings.require_database())
-    try:
-        projections = build_projections(settings)
-        summary = ReplaySummary(projections=[p.name for p in projections])
-        await apply_history(conn, projections, summary, total, batch, shard=(shards, shard))
-        return ShardResult(summary, {p.name: dict(p.state()) for p in projections})
-    finally:
-        await conn.close()
+def shard_main(settings: Settings, inbox: Any, outbox: Any, compare_with_live: bool) -> None:
+    """Process entry: rebuild (and compare) the subjects whose events arrive on `inbox`; the result goes to `outbox`."""
+    outbox.put(asyncio.run(_shard(settings, inbox, compare_with_live)))
 
 
-def chain_task(url: str, total: int, batch: int) -> ShardResult:
-    """Process entry: verify the hash chain up to seq `total`."""
-    return asyncio.run(_chain(url, total, batch))
+def _put(inbox: Any, item: Any, processes: list[SpawnProcess]) -> None:
+    """Hand a batch to a shard, waiting while its queue is full; a shard that failed is an error, not a hang."""
+    while True:
+        try:
+            inbox.put(item, timeout=POLL_S)
+            return
+        except queue.Full:
+            _none_failed(processes)
 
 
-def shard_task(settings: Settings, shard: int, shards: int, total: int, batch: int) -> ShardResult:
-    """Process entry: rebuild every projection from one shard of the subjects."""
-    return asyncio.run(_shard(settings, shard, shards, total, batch))
+def _get(outbox: Any, processes: list[SpawnProcess]) -> ShardResult:
+    while True:
+        try:
+            result: ShardResult = outbox.get(timeout=POLL_S)
+            return result
+        except queue.Empty:
+            _none_failed(processes)
+
+
+def _none_failed(processes: list[SpawnProcess]) -> None:
+    for process in processes:
+        if process.exitcode not in (None, 0):
+            raise InfrastructureError(f"replay shard {process.name} failed (exit code {process.exitcode}); "
+                                      "its error is printed above")
 
 
 def _merge(results: list[ShardResult], summary: ReplaySummary) -> None:
-    found: list[Difference] = []
+    found = list(summary.differences)  # the chain's, from the reader
+    for name in results[0].unclaimed:
+        nobodys = set.intersection(*(r.unclaimed.get(name, set()) for r in results))
+        found += compare(name, {}, dict.fromkeys(nobodys))
     for result in results:
         summary.events += result.summary.events
         summary.by_type.update(result.summary.by_type)
         for name, seconds in result.summary.timings.items():
             summary.timings[name] += seconds
         found.extend(result.summary.differences)
-    found.sort(key=lambda d: (d.seq is None, d.seq or 0))
-    summary.differences.extend(found)
+        summary.compared.extend(n for n in result.summary.compared if n not in summary.compared)
+    # In the one-process order: by seq, then what has none by projection and key. Each shard reports what
+    # concerns them all (an unreadable live table) once: keep one of each.
+    rank = {name: i for i, name in enumerate(summary.projections)}
+    summary.differences = sorted(dict.fromkeys(found), key=lambda d: (
+        d.seq is None, d.seq or 0, rank.get(d.projection, len(rank)) if d.seq is None else 0,
+        d.subject if d.seq is None else ""))
+
+
+async def _read(conn: asyncpg.Connection, total: int, batch: int, inboxes: list[Any],
+                processes: list[SpawnProcess], summary: ReplaySummary, progress: Progress | None) -> None:
+    """Read the history once, check the chain, deal each row's event to its subject's shard."""
+    shards, chain = len(inboxes), ChainState()
+    pending = asyncio.ensure_future(conn.fetch(QUERY, 0, batch, total))
+    try:
+        while True:
+            clock = time.perf_counter()
+            rows = await pending
+            clock = _lap(summary, "database", clock)
+            if not rows:
+                return
+            after = rows[-1][0]
+            pending = asyncio.ensure_future(conn.fetch(QUERY, after, batch, total))
+            await asyncio.sleep(0)  # the next batch is asked for before this one is dealt
+            summary.differences += check_links(rows, chain)
+            clock = _lap(summary, "chain", clock)
+            dealt: list[list[tuple[Any, ...]]] = [[] for _ in range(shards)]
+            for row in rows:  # Python's str hash: the same in this process for every row of a subject
+                dealt[hash(row[2]) % shards].append(tuple(row[:8]))
+            for inbox, share in zip(inboxes, dealt, strict=True):  # pickled here: the queue's thread only copies
+                _put(inbox, pickle.dumps(share, pickle.HIGHEST_PROTOCOL), processes)
+            _lap(summary, "dealing", clock)
+            if progress is not None:
+                progress(after, total)
+    finally:
+        if not pending.done():
+            pending.cancel()
+
+
+def _lap(summary: ReplaySummary, name: str, since: float) -> float:
+    now = time.perf_counter()
+    summary.timings[name] += now - since
+    return now
 
 
 async def replay_parallel(conn: asyncpg.Connection, settings: Settings, until: datetime | None = None,
-                          batch: int = 5000, workers: int = 2) -> ReplaySummary:
-    """The replay of `replay.replay`, its projections split over `workers` shard processes plus a chain checker."""
+                          batch: int = 5000, workers: int = 2, progress: Progress | None = None) -> ReplaySummary:
+    """The replay of `replay.replay`, its projections split over `workers` shard processes by subject."""
     started = time.monotonic()
     total = await last_seq(conn, until)
-    loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(max_workers=workers + 1, mp_context=get_context("spawn")) as pool:
-        tasks = [loop.run_in_executor(pool, chain_task, settings.require_database(), total, batch)]
-        tasks += [loop.run_in_executor(pool, shard_task, settings, i, workers, total, batch) for i in range(workers)]
-        results = list(await asyncio.gather(*tasks))
+    compare_with_live = until is None
+    context = get_context("spawn")  # a clean interpreter: no event loop or connection inherited
+    inboxes = [context.Queue(QUEUED_BATCHES) for _ in range(workers)]
+    outbox = context.Queue()
+    processes = [context.Process(target=shard_main, args=(settings, inbox, outbox, compare_with_live),
+                                 name=f"{i + 1}/{workers}", daemon=True) for i, inbox in enumerate(inboxes)]
+    for process in processes:
+        process.start()
     projections = build_projections(settings)
     summary = ReplaySummary(projections=[p.name for p in projections])
+    try:
+        await _read(conn, total, batch, inboxes, processes, summary, progress)
+        for inbox in inboxes:
+            _put(inbox, None, processes)  # no more rows: finish, compare, report
+        results = [_get(outbox, processes) for _ in processes]  # in the order they finish
+    finally:
+        for process in processes:  # finished by now, unless the reader failed: then they are stopped
+            process.join(timeout=5 if process.exitcode is None and not process.is_alive() else 0.1)
+            if process.is_alive():
+                process.terminate()
     _merge(results, summary)
-    for projection in projections:
-        for result in results[1:]:
-            projection.absorb(result.states.get(projection.name, {}))
-    if until is None:
-        await compare_live(conn, projections, summary)
+    if compare_with_live:
+        summed = [p for p in projections if _summed(p)]
+        for projection in summed:
+            for result in results:
+                projection.absorb(result.states.get(projection.name, {}))
+        await compare_live(conn, summed, summary)
     summary.seconds = time.monotonic() - started
     return summary

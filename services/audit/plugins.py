@@ -14,7 +14,7 @@ import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 
@@ -163,6 +163,7 @@ class MetricsProjection:
     domain: Any
     sets: Any
     name: str = "metrics"
+    per_subject: ClassVar[bool] = False  # counts add up over subjects: parallel replay sums its shards' states
     buckets: dict[Any, dict[int, int]] = field(default_factory=dict)
     surveys: dict[str, int] = field(default_factory=dict)
     absorbed: dict[str, Any] = field(default_factory=dict)

@@ -37,6 +37,9 @@ class Projection(Protocol):
     """What replay needs of every projection."""
 
     name: str
+    # Optional, True when absent: the state is keyed by subject, so a parallel replay shard compares its own
+    # subjects with the live state. False: the state sums over subjects and shards' states are added up.
+    # per_subject: bool
 
     async def prepare(self, conn: asyncpg.Connection) -> None:
         """Read what the projection needs before the first event (stored procedure versions)."""

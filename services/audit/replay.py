@@ -16,6 +16,7 @@ shows where a slow replay spends it.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import time
@@ -29,17 +30,14 @@ from operator import attrgetter
 import asyncpg
 
 from services.audit.projections import Difference, Projection, compare
-from services.common.eventstore import GENESIS, LINK_COLUMNS, StoredEvent, link_problem
+from services.common.eventstore import GENESIS, StoredEvent, link_problem
 
 Progress = Callable[[int, int], None]
 _TYPE_OF = attrgetter("type")
 # Rows are read by position (cheaper than by name, for every event): the first eight columns are a
-# `StoredEvent` but for the parsed body; `LINK_COLUMNS` follows (as `link_problem` takes them).
-QUERY = (f"SELECT seq, id, subject, version, type, time, recorded_at, body::text AS body, {LINK_COLUMNS} "
-         "FROM events WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2")
-# One shard's share of the subjects (a subject's events all fall in one shard, in seq order).
-SHARD_QUERY = ("SELECT seq, id, subject, version, type, time, recorded_at, body::text AS body FROM events "
-               "WHERE seq > $1 AND seq <= $3 AND abs(hashtext(subject) % $4) = $5 ORDER BY seq LIMIT $2")
+# `StoredEvent` but for the parsed body; the chain's own columns follow (`link_of` puts a link together).
+COLUMNS = "seq, id, subject, version, type, time, recorded_at, body::text AS body, raw, digest, prev_hash, hash"
+QUERY = f"SELECT {COLUMNS} FROM events WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2"
 LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM events WHERE $1::timestamptz IS NULL OR recorded_at <= $1"
 
 
@@ -49,7 +47,6 @@ class ChainState:
 
     prev: bytes = GENESIS
     expected_seq: int = 1
-    broken: Difference | None = None
 
 
 @dataclass
@@ -75,7 +72,7 @@ def check_links(rows: list[asyncpg.Record], chain: ChainState) -> list[Differenc
     found = []
     prev, expected = chain.prev, chain.expected_seq
     for row in rows:
-        link = row[8:]
+        link = (row[0], row[1], row[7], row[8], row[9], row[10], row[11])  # as `link_problem` takes it
         problem = link_problem(link, prev, expected)
         if problem:
             found.append(Difference("chain", row[2], problem, row[0]))
@@ -177,27 +174,47 @@ async def last_seq(conn: asyncpg.Connection, until: datetime | None) -> int:
 
 
 async def apply_history(conn: asyncpg.Connection, projections: list[Projection], summary: ReplaySummary,
-                        total: int, batch: int, progress: Progress | None = None,
-                        shard: tuple[int, int] | None = None) -> None:
-    """Feed the history up to seq `total` through the projections; the chain is checked unless sharded."""
+                        total: int, batch: int, progress: Progress | None = None) -> None:
+    """Feed the history up to seq `total` through the projections, checking the hash chain on the way."""
     for projection in projections:
         await projection.prepare(conn)
-    chain, after = (ChainState() if shard is None else None), 0
-    query, extra = (QUERY, ()) if shard is None else (SHARD_QUERY, shard)
+    chain = ChainState()
+
+    def fetch(after: int) -> asyncio.Future[list[asyncpg.Record]]:
+        rows: asyncio.Future[list[asyncpg.Record]] = asyncio.ensure_future(conn.fetch(QUERY, after, batch, total))
+        return rows
+
+    pending = fetch(0)
     try:
-        while rows := await conn.fetch(query, after, batch, total, *extra):
+        while True:
+            clock = time.perf_counter()
+            rows = await pending
+            _lap(summary, "database", clock)  # waiting for rows, beyond what the applying overlapped
+            if not rows:
+                break
+            after = rows[-1][0]
+            # The next batch is asked for before this one is applied, so the database reads it meanwhile.
+            pending = fetch(after)
+            await asyncio.sleep(0)
             apply_rows(rows, projections, chain, summary)
-            after = rows[-1]["seq"]
             if progress is not None:
                 progress(after, total)
     finally:
+        if not pending.done():
+            pending.cancel()
         gc.unfreeze()  # what each batch froze (see `_cycle_collection_paused`) is the collector's again
     for projection in projections:
         summary.differences.extend(projection.finish())
 
 
-async def compare_live(conn: asyncpg.Connection, projections: list[Projection], summary: ReplaySummary) -> None:
-    """Compare every projection that has a live counterpart with it; differences go into the summary."""
+async def compare_live(conn: asyncpg.Connection, projections: list[Projection], summary: ReplaySummary,
+                       unclaimed: dict[str, set[str]] | None = None) -> None:
+    """Compare every projection that has a live counterpart with it; differences go into the summary.
+
+    With `unclaimed` (a parallel replay's shard, which rebuilt only its own subjects) only the keys the
+    projection rebuilt are compared, and the live keys it did not rebuild are put in `unclaimed` by
+    projection: a key no shard claims is in the live state but not derivable from the history.
+    """
     for projection in projections:
         try:
             live = await projection.live_state(conn)
@@ -207,7 +224,11 @@ async def compare_live(conn: asyncpg.Connection, projections: list[Projection], 
         if live is None:
             continue
         summary.compared.append(projection.name)
-        summary.differences.extend(compare(projection.name, projection.state(), live))
+        rebuilt = projection.state()
+        if unclaimed is not None:
+            unclaimed[projection.name] = {key for key in live if key not in rebuilt}
+            live = {key: value for key, value in live.items() if key in rebuilt}
+        summary.differences.extend(compare(projection.name, rebuilt, live))
 
 
 def render_summary(summary: ReplaySummary, limit: int = 20) -> str:

@@ -9,9 +9,9 @@ from datetime import datetime
 from typing import TextIO
 
 from services.audit import store
-from services.audit.parallel import replay_parallel
+from services.audit.parallel import AUTO_MIN_CPUS, AUTO_MIN_EVENTS, MAX_WORKERS, auto_workers, replay_parallel
 from services.audit.projections import build_projections
-from services.audit.replay import Progress, ReplaySummary, render_summary, replay
+from services.audit.replay import Progress, ReplaySummary, last_seq, render_summary, replay
 from services.cli.arguments import instant
 from services.common.errors import ConfigurationError
 from services.common.settings import Settings
@@ -24,8 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", type=instant, default=None,
                         help="replay only the history recorded up to this time (RFC 3339); live state is not compared")
     parser.add_argument("--batch", type=int, default=5000, help="events read per query")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="rebuild the projections on this many processes (plus one checking the chain)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="split the subjects over this many processes besides the reader (default: one per "
+                             f"CPU but one, at most four, for a history of {AUTO_MIN_EVENTS:,} events or more on "
+                             f"{AUTO_MIN_CPUS} CPUs or more; else one process)")
 
 
 def progress_bar(out: TextIO) -> Progress:
@@ -39,14 +41,20 @@ def progress_bar(out: TextIO) -> Progress:
 
 
 async def run_replay(settings: Settings, until: datetime | None, batch: int, show_progress: bool,
-                     workers: int = 1) -> ReplaySummary:
-    """Replay the history of the configured database through every available projection."""
+                     workers: int | None = None) -> ReplaySummary:
+    """Replay the history of the configured database through every available projection.
+
+    `workers` None chooses by the history's size (`auto_workers`).
+    """
     conn = await store.connect(settings.require_database())
     try:
-        if workers > 1:
-            return await replay_parallel(conn, settings, until, batch, workers)
+        if workers is None:
+            workers = auto_workers(await last_seq(conn, until))
         progress = progress_bar(sys.stdout) if show_progress else None
-        summary = await replay(conn, build_projections(settings), until, batch, progress)
+        if workers > 1:
+            summary = await replay_parallel(conn, settings, until, batch, workers, progress)
+        else:
+            summary = await replay(conn, build_projections(settings), until, batch, progress)
         if show_progress:
             sys.stdout.write("\n")
         return summary
@@ -55,8 +63,8 @@ async def run_replay(settings: Settings, until: datetime | None, batch: int, sho
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.workers < 1 or args.batch < 1:
-        raise ConfigurationError("--workers and --batch must be at least 1")
+    if args.batch < 1 or (args.workers is not None and not 1 <= args.workers <= MAX_WORKERS):
+        raise ConfigurationError(f"--batch must be at least 1 and --workers from 1 to {MAX_WORKERS}")
     summary = asyncio.run(run_replay(settings.with_running_system(), args.until, args.batch, sys.stdout.isatty(),
                                      args.workers))
     sys.stdout.write(render_summary(summary))

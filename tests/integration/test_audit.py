@@ -234,10 +234,55 @@ def test_replay_reports_cases_the_live_service_does_not_hold(
         own_db: str, settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     case = unique("case")
     asyncio.run(_fresh_history(own_db, complaint_story(case, datetime(2011, 3, 1, 10, tzinfo=timezone.utc), 1, 2)))
-    code, out = _replay_cli(own_db, capsys, settings, until=None)  # no escalation worker ever ran here
-    assert code == 1
-    assert "compared with live: escalation" in out
-    assert f"first differing case: {case}" in out and "missing from the live state" in out
+    phantom = unique("case")  # a live case with no history behind it
+    asyncio.run(_insert_live_case(own_db, phantom))
+    try:
+        for workers in (1, 2):  # the shards compare only their own cases; the phantom is nobody's
+            code, out = _replay_cli(own_db, capsys, settings, until=None, workers=workers)  # no worker ran here
+            assert code == 1
+            assert "compared with live: escalation" in out
+            assert f"first differing case: {min(case, phantom)}" in out  # the live comparison goes by key
+            assert f"{case} (escalation): rebuilt from the history but missing from the live state" in out
+            assert f"{phantom} (escalation): in the live state but not derivable from the history" in out
+            assert out.count(f"{phantom} (escalation)") == 1
+    finally:
+        asyncio.run(_execute(own_db, "DELETE FROM escalation_cases WHERE subject = $1", phantom))
+
+
+async def _insert_live_case(url: str, subject: str) -> None:
+    from services.escalation import codec
+
+    body = cloudevent("complaint.received", subject, "2011-03-01T10:00:00Z", {
+        "service_area": "housing", "channel": "phone", "stage": "level1", "serious": False, "themes": [],
+        "procedure": "dundee-2011"})
+    state = escalation.decide(None, body, load_book()).state
+    assert state is not None
+    await _execute(url, "INSERT INTO escalation_cases (subject, partition, last_seq, open, stage, service_area, state) "
+                        "VALUES ($1, 0, 0, true, 'level1', 'housing', $2::jsonb)",
+                   subject, json.dumps(codec.encode(state)))
+
+
+async def _execute(url: str, sql: str, *args: Any) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def test_a_parallel_replay_whose_shard_fails_stops_with_an_error_not_a_hang(
+        own_db: str, settings: Settings) -> None:
+    from services.audit.parallel import replay_parallel
+    from services.common.errors import InfrastructureError
+
+    await _fresh_history(own_db, complaint_story(unique("case"), datetime(2011, 5, 1, 10, tzinfo=timezone.utc), 1, 2))
+    unreachable = replace(settings, database_url="postgresql://postgres@127.0.0.1:1/casefeedback")  # shards fail
+    conn = await asyncpg.connect(own_db)
+    try:
+        with pytest.raises(InfrastructureError, match=r"replay shard \d/2 failed \(exit code 1\)"):
+            await asyncio.wait_for(replay_parallel(conn, unreachable, None, batch=2, workers=2), 60)
+    finally:
+        await conn.close()
 
 
 async def _rewrite_chain_from(conn: asyncpg.Connection, seq: int) -> None:

@@ -125,3 +125,12 @@ def test_a_batch_reports_differences_in_history_order_whatever_the_projection() 
     apply_rows([row(1), row(2), row(3)], [a, b], None, summary)  # type: ignore[list-item]
     assert [(d.seq, d.projection) for d in summary.differences] == [(1, "second"), (2, "history"), (3, "second")]
     assert summary.events == 3 and summary.by_type == {"x": 3}
+
+
+def test_replay_splits_over_processes_only_for_a_large_history_on_three_cpus_or_more() -> None:
+    from services.audit.parallel import AUTO_MIN_EVENTS, auto_workers
+
+    assert auto_workers(AUTO_MIN_EVENTS - 1, cpus=8) == 1  # starting processes costs more than it saves
+    assert auto_workers(AUTO_MIN_EVENTS, cpus=2) == 1  # two CPUs: the reader and the database need one
+    assert auto_workers(AUTO_MIN_EVENTS, cpus=3) == 2  # one CPU for the reader, the rest for shards
+    assert auto_workers(10 * AUTO_MIN_EVENTS, cpus=32) == 4  # at most four
