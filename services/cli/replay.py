@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TextIO
 
 from services.audit import store
-from services.audit.parallel import AUTO_MIN_CPUS, AUTO_MIN_EVENTS, MAX_WORKERS, auto_workers, replay_parallel
+from services.audit.parallel import AUTO_MAX_WORKERS, AUTO_MIN_EVENTS, MAX_WORKERS, auto_workers, replay_parallel
 from services.audit.projections import build_projections
 from services.audit.replay import Progress, ReplaySummary, last_seq, render_summary, replay
 from services.cli.arguments import instant
@@ -25,9 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replay only the history recorded up to this time (RFC 3339); live state is not compared")
     parser.add_argument("--batch", type=int, default=5000, help="events read per query")
     parser.add_argument("--workers", type=int, default=None,
-                        help="split the subjects over this many processes besides the reader (default: one per "
-                             f"CPU but one, at most four, for a history of {AUTO_MIN_EVENTS:,} events or more on "
-                             f"{AUTO_MIN_CPUS} CPUs or more; else one process)")
+                        help="split the subjects over this many processes besides the reader (default: for a "
+                             f"history of {AUTO_MIN_EVENTS:,} events or more on two CPUs or more, one per CPU but "
+                             f"one, from 2 to {AUTO_MAX_WORKERS}; else one process)")
 
 
 def progress_bar(out: TextIO) -> Progress:

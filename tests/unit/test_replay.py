@@ -127,10 +127,11 @@ def test_a_batch_reports_differences_in_history_order_whatever_the_projection() 
     assert summary.events == 3 and summary.by_type == {"x": 3}
 
 
-def test_replay_splits_over_processes_only_for_a_large_history_on_three_cpus_or_more() -> None:
+def test_replay_splits_over_processes_only_for_a_large_history_on_two_cpus_or_more() -> None:
     from services.audit.parallel import AUTO_MIN_EVENTS, auto_workers
 
-    assert auto_workers(AUTO_MIN_EVENTS - 1, cpus=8) == 1  # starting processes costs more than it saves
-    assert auto_workers(AUTO_MIN_EVENTS, cpus=2) == 1  # two CPUs: the reader and the database need one
-    assert auto_workers(AUTO_MIN_EVENTS, cpus=3) == 2  # one CPU for the reader, the rest for shards
+    assert auto_workers(AUTO_MIN_EVENTS - 1, cpus=8) == 1  # starting processes costs about what it saves
+    assert auto_workers(AUTO_MIN_EVENTS, cpus=1) == 1
+    assert auto_workers(AUTO_MIN_EVENTS, cpus=2) == 2  # two shards, the reader beside them
+    assert auto_workers(AUTO_MIN_EVENTS, cpus=4) == 3  # one CPU for the reader, the rest for shards
     assert auto_workers(10 * AUTO_MIN_EVENTS, cpus=32) == 4  # at most four
