@@ -20,6 +20,7 @@ import os
 import pickle
 import queue
 import time
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing import get_context
@@ -30,14 +31,15 @@ import asyncpg
 
 from services.audit.projections import Projection, build_projections, compare
 from services.audit.replay import (
-    QUERY,
     ChainState,
     Progress,
     ReplaySummary,
     apply_rows,
     check_links,
     compare_live,
+    lap,
     last_seq,
+    read_batches,
 )
 from services.common.errors import InfrastructureError
 from services.common.settings import Settings
@@ -150,36 +152,19 @@ async def _read(conn: asyncpg.Connection, total: int, batch: int, inboxes: list[
                 processes: list[SpawnProcess], summary: ReplaySummary, progress: Progress | None) -> None:
     """Read the history once, check the chain, deal each row's event to its subject's shard."""
     shards, chain = len(inboxes), ChainState()
-    pending = asyncio.ensure_future(conn.fetch(QUERY, 0, batch, total))
-    try:
-        while True:
+    async with aclosing(read_batches(conn, total, batch, summary)) as batches:
+        async for rows in batches:
             clock = time.perf_counter()
-            rows = await pending
-            clock = _lap(summary, "database", clock)
-            if not rows:
-                return
-            after = rows[-1][0]
-            pending = asyncio.ensure_future(conn.fetch(QUERY, after, batch, total))
-            await asyncio.sleep(0)  # the next batch is asked for before this one is dealt
             summary.differences += check_links(rows, chain)
-            clock = _lap(summary, "chain", clock)
+            clock = lap(summary, "chain", clock)
             dealt: list[list[tuple[Any, ...]]] = [[] for _ in range(shards)]
             for row in rows:  # Python's str hash: the same in this process for every row of a subject
                 dealt[hash(row[2]) % shards].append(tuple(row[:8]))
             for inbox, share in zip(inboxes, dealt, strict=True):  # pickled here: the queue's thread only copies
                 _put(inbox, pickle.dumps(share, pickle.HIGHEST_PROTOCOL), processes)
-            _lap(summary, "dealing", clock)
+            lap(summary, "dealing", clock)
             if progress is not None:
-                progress(after, total)
-    finally:
-        if not pending.done():
-            pending.cancel()
-
-
-def _lap(summary: ReplaySummary, name: str, since: float) -> float:
-    now = time.perf_counter()
-    summary.timings[name] += now - since
-    return now
+                progress(rows[-1][0], total)
 
 
 async def replay_parallel(conn: asyncpg.Connection, settings: Settings, until: datetime | None = None,
@@ -197,16 +182,17 @@ async def replay_parallel(conn: asyncpg.Connection, settings: Settings, until: d
         process.start()
     projections = build_projections(settings)
     summary = ReplaySummary(projections=[p.name for p in projections])
+    results: list[ShardResult] = []
     try:
         await _read(conn, total, batch, inboxes, processes, summary, progress)
         for inbox in inboxes:
             _put(inbox, None, processes)  # no more rows: finish, compare, report
         results = [_get(outbox, processes) for _ in processes]  # in the order they finish
     finally:
-        for process in processes:  # finished by now, unless the reader failed: then they are stopped
-            process.join(timeout=5 if process.exitcode is None and not process.is_alive() else 0.1)
-            if process.is_alive():
+        for process in processes:  # done once every result is in; otherwise something failed: stop them
+            if len(results) < len(processes):
                 process.terminate()
+            process.join(timeout=5)
     _merge(results, summary)
     if compare_with_live:
         summed = [p for p in projections if _summed(p)]

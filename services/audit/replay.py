@@ -21,8 +21,8 @@ import gc
 import json
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Callable, Iterator
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from operator import attrgetter
@@ -35,7 +35,7 @@ from services.common.eventstore import GENESIS, StoredEvent, link_problem
 Progress = Callable[[int, int], None]
 _TYPE_OF = attrgetter("type")
 # Rows are read by position (cheaper than by name, for every event): the first eight columns are a
-# `StoredEvent` but for the parsed body; the chain's own columns follow (`link_of` puts a link together).
+# `StoredEvent` but for the parsed body; the chain's own columns follow (`check_links` puts a link together).
 COLUMNS = "seq, id, subject, version, type, time, recorded_at, body::text AS body, raw, digest, prev_hash, hash"
 QUERY = f"SELECT {COLUMNS} FROM events WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2"
 LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM events WHERE $1::timestamptz IS NULL OR recorded_at <= $1"
@@ -123,14 +123,14 @@ def _apply_batch(rows: list[asyncpg.Record], projections: list[Projection], chai
     found: list[Difference] = []
     if chain is not None:
         found += check_links(rows, chain)
-        clock = _lap(summary, "chain", clock)
+        clock = lap(summary, "chain", clock)
     events = _events(rows)
     summary.events += len(events)
     summary.by_type.update(map(_TYPE_OF, events))
-    clock = _lap(summary, "read", clock)
+    clock = lap(summary, "read", clock)
     for projection in projections:
         found += _apply_all(projection, events)
-        clock = _lap(summary, projection.name, clock)
+        clock = lap(summary, projection.name, clock)
     if found:
         summary.differences += sorted(found, key=lambda d: d.seq or 0)
 
@@ -149,7 +149,8 @@ def _apply_all(projection: Projection, events: list[StoredEvent]) -> list[Differ
     return found
 
 
-def _lap(summary: ReplaySummary, name: str, since: float) -> float:
+def lap(summary: ReplaySummary, name: str, since: float) -> float:
+    """Add the time since `since` to phase `name`; the time now, for the next phase."""
     now = time.perf_counter()
     summary.timings[name] += now - since
     return now
@@ -179,7 +180,22 @@ async def apply_history(conn: asyncpg.Connection, projections: list[Projection],
     for projection in projections:
         await projection.prepare(conn)
     chain = ChainState()
+    try:
+        async with aclosing(read_batches(conn, total, batch, summary)) as batches:
+            async for rows in batches:
+                apply_rows(rows, projections, chain, summary)
+                if progress is not None:
+                    progress(rows[-1][0], total)
+    finally:
+        gc.unfreeze()  # what each batch froze (see `_cycle_collection_paused`) is the collector's again
+    for projection in projections:
+        summary.differences.extend(projection.finish())
 
+
+async def read_batches(conn: asyncpg.Connection, total: int, batch: int,
+                       summary: ReplaySummary) -> AsyncGenerator[list[asyncpg.Record], None]:
+    """The history up to seq `total` in batches of `QUERY` rows; each next batch is asked for before the
+    caller works on the current one, so the database reads it meanwhile. The wait is timed as `database`."""
     def fetch(after: int) -> asyncio.Future[list[asyncpg.Record]]:
         rows: asyncio.Future[list[asyncpg.Record]] = asyncio.ensure_future(conn.fetch(QUERY, after, batch, total))
         return rows
@@ -189,22 +205,15 @@ async def apply_history(conn: asyncpg.Connection, projections: list[Projection],
         while True:
             clock = time.perf_counter()
             rows = await pending
-            _lap(summary, "database", clock)  # waiting for rows, beyond what the applying overlapped
+            lap(summary, "database", clock)  # waiting for rows, beyond what the caller's work overlapped
             if not rows:
-                break
-            after = rows[-1][0]
-            # The next batch is asked for before this one is applied, so the database reads it meanwhile.
-            pending = fetch(after)
-            await asyncio.sleep(0)
-            apply_rows(rows, projections, chain, summary)
-            if progress is not None:
-                progress(after, total)
+                return
+            pending = fetch(rows[-1][0])
+            await asyncio.sleep(0)  # let the next query go out
+            yield rows
     finally:
         if not pending.done():
             pending.cancel()
-        gc.unfreeze()  # what each batch froze (see `_cycle_collection_paused`) is the collector's again
-    for projection in projections:
-        summary.differences.extend(projection.finish())
 
 
 async def compare_live(conn: asyncpg.Connection, projections: list[Projection], summary: ReplaySummary,
