@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, model_validator
+
+from schemas.times import Rfc3339Date, Rfc3339DateTime
 
 Short = Field(min_length=1, max_length=100)
 Text = Field(min_length=1, max_length=4000)
@@ -13,6 +14,8 @@ StageId = Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_\-]+$")
 Outcome = Literal["upheld", "partially_upheld", "not_upheld", "resolved"]
 ActionLevel = Literal["individual", "local", "systemic"]
 DeadlineKind = Literal["acknowledge", "respond", "learning"]
+# JSON numbers only, as the published schemas say: no text or boolean coerced to a number.
+Number = Annotated[float, Strict()]
 
 
 class Payload(BaseModel):
@@ -28,7 +31,7 @@ class ComplaintReceived(Payload):
     service_area: str = Short
     channel: str = Short
     stage: str = StageId
-    serious: bool
+    serious: StrictBool
     themes: list[str] = Field(default_factory=list, max_length=20)
     procedure: str | None = Field(default=None, min_length=1, max_length=50)
     complainant_ref: str | None = Field(default=None, min_length=1, max_length=100)
@@ -40,7 +43,7 @@ class ComplaintAcknowledged(Payload):
 
 class ComplaintExtensionAgreed(Payload):
     stage: str = StageId
-    new_due: date
+    new_due: Rfc3339Date
     reason: str = Text
 
 
@@ -76,7 +79,7 @@ class ComplimentReceived(Payload):
 
 class Benchmark(Payload):
     label: str = Short
-    value: float = Field(ge=0, le=1)
+    value: Number = Field(ge=0, le=1)
 
 
 SCALE_ANSWERS: dict[str, frozenset[str]] = {
@@ -91,7 +94,7 @@ class SurveyQuestion(Payload):
     text: str = Text
     scale: Literal["likert5", "yes_no", "score10"]
     positive: list[str] = Field(min_length=1, max_length=11)
-    target: float | None = Field(default=None, ge=0, le=1)
+    target: Number | None = Field(default=None, ge=0, le=1)
     benchmark: Benchmark | None = None
 
     @model_validator(mode="after")
@@ -148,16 +151,16 @@ class LearningPlanSubmitted(Payload):
 class DeadlinePayload(Payload):
     stage: str = StageId
     kind: DeadlineKind
-    due: AwareDatetime
+    due: Rfc3339DateTime
 
 
 class DeadlineMet(DeadlinePayload):
-    late: bool
+    late: StrictBool
 
 
 class LearningStageDue(Payload):
-    due: AwareDatetime
+    due: Rfc3339DateTime
 
 
 class LearningStageCompleted(LearningStageDue):
-    late: bool
+    late: StrictBool

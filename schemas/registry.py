@@ -121,6 +121,18 @@ def validate_object(obj: Any, types: dict[str, type[p.Payload]] | None = None) -
     return ValidEvent(envelope, payload)
 
 
+# The project's own source, which only its services' derived events carry (contract section 4).
+RESERVED_SOURCE = "casefeedback"
+
+
+def check_source(source: str) -> None:
+    """Refuse (`not_allowed`) an inbound event whose `source` claims to be one of the project's services."""
+    head = source[:len(RESERVED_SOURCE) + 1].lower()
+    if head in (RESERVED_SOURCE, RESERVED_SOURCE + "/"):
+        raise Rejection("not_allowed", f"source {source[:100]!r} is reserved for casefeedback's own services; "
+                                       "send the upstream system's own source, e.g. 'crm/east'")
+
+
 def _literal(value: str) -> Any:
     return Literal[value]
 
@@ -152,7 +164,9 @@ class OnePass:
 def validate_inbound(value: bytes) -> ValidEvent:
     """Validate raw inbound bytes: JSON, envelope, and an inbound (not derived) type."""
     inbound = {t: model for t, (model, _) in INBOUND_TYPES.items()}
-    return validate_object(parse_json(value), inbound)
+    valid = validate_object(parse_json(value), inbound)
+    check_source(valid.envelope.source)
+    return valid
 
 
 def inbound_topic(event_type: str) -> str:

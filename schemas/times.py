@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BeforeValidator
+
+# RFC 3339 section 5.6 (its ABNF letters are case-insensitive): the published schemas' date-time and date.
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+_FULL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 def parse_time(value: str) -> datetime:
@@ -15,3 +22,22 @@ def parse_time(value: str) -> datetime:
 def event_time(body: Mapping[str, Any]) -> datetime:
     """When the event happened in the world: its CloudEvents `time`."""
     return parse_time(str(body["time"]))
+
+
+def _rfc3339_date_time(value: Any) -> Any:
+    """JSON gives a time as RFC 3339 text; numbers, digits and other ISO 8601 forms are not coerced."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _DATE_TIME.fullmatch(value)):
+        return value
+    raise ValueError("must be an RFC 3339 date-time text with seconds and an offset, e.g. 2026-03-02T09:15:00Z")
+
+
+def _rfc3339_full_date(value: Any) -> Any:
+    """JSON gives a date as RFC 3339 full-date text (YYYY-MM-DD); numbers are not coerced."""
+    if isinstance(value, date) or (isinstance(value, str) and _FULL_DATE.fullmatch(value)):
+        return value
+    raise ValueError("must be an RFC 3339 date text, e.g. 2026-03-02")
+
+
+# What the contract calls a time (with offset) and a date; Python objects pass, as services build events from them.
+Rfc3339DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_date_time)]
+Rfc3339Date = Annotated[date, BeforeValidator(_rfc3339_full_date)]

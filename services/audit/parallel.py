@@ -31,15 +31,17 @@ import asyncpg
 
 from services.audit.projections import Projection, build_projections, compare
 from services.audit.replay import (
-    ChainState,
+    Head,
     Progress,
     ReplaySummary,
     apply_rows,
     check_links,
     compare_live,
+    finish_chain,
     lap,
     last_seq,
     read_batches,
+    start_chain,
 )
 from services.common.errors import InfrastructureError
 from services.common.settings import Settings
@@ -149,9 +151,11 @@ def _merge(results: list[ShardResult], summary: ReplaySummary) -> None:
 
 
 async def _read(conn: asyncpg.Connection, total: int, batch: int, inboxes: list[Any],
-                processes: list[SpawnProcess], summary: ReplaySummary, progress: Progress | None) -> None:
-    """Read the history once, check the chain, deal each row's event to its subject's shard."""
-    shards, chain = len(inboxes), ChainState()
+                processes: list[SpawnProcess], summary: ReplaySummary, progress: Progress | None,
+                expect_head: Head | None) -> None:
+    """Read the history once, check the chain (and look for `expect_head`), deal each row's event to its
+    subject's shard."""
+    shards, chain = len(inboxes), await start_chain(conn, expect_head)
     async with aclosing(read_batches(conn, total, batch, summary)) as batches:
         async for rows in batches:
             clock = time.perf_counter()
@@ -165,10 +169,12 @@ async def _read(conn: asyncpg.Connection, total: int, batch: int, inboxes: list[
             lap(summary, "dealing", clock)
             if progress is not None:
                 progress(rows[-1][0], total)
+    finish_chain(chain, summary)
 
 
 async def replay_parallel(conn: asyncpg.Connection, settings: Settings, until: datetime | None = None,
-                          batch: int = 5000, workers: int = 2, progress: Progress | None = None) -> ReplaySummary:
+                          batch: int = 5000, workers: int = 2, progress: Progress | None = None,
+                          expect_head: Head | None = None) -> ReplaySummary:
     """The replay of `replay.replay`, its projections split over `workers` shard processes by subject."""
     started = time.monotonic()
     total = await last_seq(conn, until)
@@ -184,7 +190,7 @@ async def replay_parallel(conn: asyncpg.Connection, settings: Settings, until: d
     summary = ReplaySummary(projections=[p.name for p in projections])
     results: list[ShardResult] = []
     try:
-        await _read(conn, total, batch, inboxes, processes, summary, progress)
+        await _read(conn, total, batch, inboxes, processes, summary, progress, expect_head)
         for inbox in inboxes:
             _put(inbox, None, processes)  # no more rows: finish, compare, report
         results = [_get(outbox, processes) for _ in processes]  # in the order they finish

@@ -21,6 +21,7 @@ import asyncpg
 from services.audit.projections import Difference, Factory, Projection
 from services.common.eventstore import StoredEvent
 from services.common.settings import Settings
+from services.deadlines.timers import decide_safely
 
 Decide = Callable[[Any, dict[str, Any]], Any]
 LiveLoader = Callable[[asyncpg.Connection], Any]
@@ -50,7 +51,8 @@ class DerivingProjection:
         body = event.body
         if self.types is not None and event.type not in self.types:
             return self._match(event) if body.get("source") == self.source else []
-        decision = self.decide(self.states.get(event.subject), body)
+        # The live engine's own guard: an event whose decide raises is refused and leaves the state as it was.
+        decision = decide_safely(self.decide, self.states.get(event.subject), body)
         if decision.state is not None:
             self.states[event.subject] = decision.state
         for derived in decision.derived:
@@ -176,13 +178,12 @@ class MetricsProjection:
         if event.type not in self.domain.COUNTERS and event.type != "survey.defined":
             return []
         try:
-            if event.type == "survey.defined":
-                self.domain.survey_of(event.body, 0, event.seq)
-                self.surveys[event.subject] = max(event.seq, self.surveys.get(event.subject, 0))
-            else:
-                self.domain.add_facts(self.buckets, self.domain.facts_of(event.body, self.sets))
-        except (self.domain.BadEvent, KeyError, TypeError, ValueError):
-            pass
+            counted = self.domain.count(event.body, 0, event.seq, self.sets)
+        except self.domain.BadEvent:
+            return []
+        if counted.survey is not None:
+            self.surveys[event.subject] = max(event.seq, self.surveys.get(event.subject, 0))
+        self.domain.add_facts(self.buckets, counted.facts)
         return []
 
     def finish(self) -> list[Difference]:

@@ -7,6 +7,10 @@ limits the replay to the history up to the last event recorded at or before that
 in seq order); the live state is then not compared (it has moved on), but the chain and every
 re-derivation still are.
 
+The replay ends with the chain's head (last seq and its hash) for publishing outside the database: a
+forger who rewrites a row and recomputes the whole chain leaves a consistent chain, but not the head
+published before, which `expect_head` looks for.
+
 Run it when the services have caught up with the history (no traffic, or after it stopped): a
 service still applying the tail shows as a difference, since its tables lag the record. Derived
 events the domain expects but the history lacks (`finish`) likewise mean a service is behind or lost
@@ -30,23 +34,36 @@ from operator import attrgetter
 import asyncpg
 
 from services.audit.projections import Difference, Projection, compare
-from services.common.eventstore import GENESIS, StoredEvent, link_problem
+from services.common.eventstore import GENESIS, LINK_COLUMNS, StoredEvent, full_link_from, link_problem
 
 Progress = Callable[[int, int], None]
+Head = tuple[int, bytes]  # a chain head: the seq of an event and its hash
 _TYPE_OF = attrgetter("type")
 # Rows are read by position (cheaper than by name, for every event): the first eight columns are a
-# `StoredEvent` but for the parsed body; the chain's own columns follow (`check_links` puts a link together).
-COLUMNS = "seq, id, subject, version, type, time, recorded_at, body::text AS body, raw, digest, prev_hash, hash"
-QUERY = f"SELECT {COLUMNS} FROM events WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2"
+# `StoredEvent` but for the parsed body; the rest of a link follows, so a row is checked as read.
+QUERY = f"SELECT {LINK_COLUMNS} FROM events WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2"
+HASH = 12  # the position of `hash` in a row
 LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM events WHERE $1::timestamptz IS NULL OR recorded_at <= $1"
 
 
 @dataclass
 class ChainState:
-    """Where the hash chain stands while reading: the previous hash and the seq expected next."""
+    """Where the hash chain stands while reading: the previous hash and the seq expected next.
+
+    `full_from` is the first seq hashed with the full link; `published` a head to look for, and
+    `published_hash` the hash the history holds at its seq, once read.
+    """
 
     prev: bytes = GENESIS
     expected_seq: int = 1
+    full_from: int = 1
+    published: Head | None = None
+    published_hash: bytes | None = None
+
+    @property
+    def head(self) -> Head:
+        """The last seq read and its hash (seq 0 and the genesis hash before any)."""
+        return self.expected_seq - 1, self.prev
 
 
 @dataclass
@@ -59,6 +76,8 @@ class ReplaySummary:
     compared: list[str] = field(default_factory=list)
     projections: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    head: Head | None = None  # the chain's head as read, to publish
+    published_found: Head | None = None  # the head the caller expected, found in the history
     # seconds spent in the chain check and in each projection
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
@@ -70,15 +89,38 @@ class ReplaySummary:
 def check_links(rows: list[asyncpg.Record], chain: ChainState) -> list[Difference]:
     """Every broken link among `rows` (read in seq order, following on from `chain`)."""
     found = []
-    prev, expected = chain.prev, chain.expected_seq
+    prev, expected, full_from = chain.prev, chain.expected_seq, chain.full_from
     for row in rows:
-        link = (row[0], row[1], row[7], row[8], row[9], row[10], row[11])  # as `link_problem` takes it
-        problem = link_problem(link, prev, expected)
+        problem = link_problem(row, prev, expected, full_from)
         if problem:
             found.append(Difference("chain", row[2], problem, row[0]))
-        prev, expected = link[6], link[0] + 1
+        prev, expected = row[HASH], row[0] + 1
     chain.prev, chain.expected_seq = bytes(prev), expected
+    if chain.published is not None and rows and rows[0][0] <= chain.published[0] <= rows[-1][0]:
+        chain.published_hash = next((bytes(r[HASH]) for r in rows if r[0] == chain.published[0]), None)
     return found
+
+
+async def start_chain(conn: asyncpg.Connection, published: Head | None) -> ChainState:
+    """The chain's state before its first event, looking for the `published` head if given."""
+    return ChainState(full_from=await full_link_from(conn), published=published)
+
+
+def finish_chain(chain: ChainState, summary: ReplaySummary) -> None:
+    """Put the head read into the summary, and a difference when the published head is not in the history."""
+    summary.head = chain.head
+    if chain.published is None:
+        return
+    seq, expected = chain.published
+    if chain.published_hash == expected:
+        summary.published_found = chain.published
+        return
+    if chain.published_hash is not None:
+        where = f"the event at seq {seq} has hash {chain.published_hash.hex()}"
+    else:
+        where = f"the history ends at seq {chain.head[0]}" if chain.head[0] < seq else f"no event has seq {seq}"
+    summary.differences.append(Difference("chain", "-", f"published head seq {seq} hash {expected.hex()} "
+                                                        f"not found: {where}"))
 
 
 def _events(rows: list[asyncpg.Record]) -> list[StoredEvent]:
@@ -157,12 +199,16 @@ def lap(summary: ReplaySummary, name: str, since: float) -> float:
 
 
 async def replay(conn: asyncpg.Connection, projections: list[Projection], until: datetime | None = None,
-                 batch: int = 5000, progress: Progress | None = None) -> ReplaySummary:
-    """Replay the history through `projections`; compare with live state unless `until` is given."""
+                 batch: int = 5000, progress: Progress | None = None,
+                 expect_head: Head | None = None) -> ReplaySummary:
+    """Replay the history through `projections`; compare with live state unless `until` is given.
+
+    With `expect_head`, a head published before must be in the history (the same hash at its seq).
+    """
     started = time.monotonic()
     summary = ReplaySummary(projections=[p.name for p in projections])
     total = await last_seq(conn, until)
-    await apply_history(conn, projections, summary, total, batch, progress)
+    await apply_history(conn, projections, summary, total, batch, progress, expect_head)
     if until is None:
         await compare_live(conn, projections, summary)
     summary.seconds = time.monotonic() - started
@@ -175,11 +221,12 @@ async def last_seq(conn: asyncpg.Connection, until: datetime | None) -> int:
 
 
 async def apply_history(conn: asyncpg.Connection, projections: list[Projection], summary: ReplaySummary,
-                        total: int, batch: int, progress: Progress | None = None) -> None:
+                        total: int, batch: int, progress: Progress | None = None,
+                        expect_head: Head | None = None) -> None:
     """Feed the history up to seq `total` through the projections, checking the hash chain on the way."""
     for projection in projections:
         await projection.prepare(conn)
-    chain = ChainState()
+    chain = await start_chain(conn, expect_head)
     try:
         async with aclosing(read_batches(conn, total, batch, summary)) as batches:
             async for rows in batches:
@@ -188,6 +235,7 @@ async def apply_history(conn: asyncpg.Connection, projections: list[Projection],
                     progress(rows[-1][0], total)
     finally:
         gc.unfreeze()  # what each batch froze (see `_cycle_collection_paused`) is the collector's again
+    finish_chain(chain, summary)
     for projection in projections:
         summary.differences.extend(projection.finish())
 
@@ -250,6 +298,7 @@ def render_summary(summary: ReplaySummary, limit: int = 20) -> str:
     if summary.timings:
         spent = sorted(summary.timings.items(), key=lambda kv: -kv[1])
         lines.append("time spent: " + ", ".join(f"{name} {s:.1f} s" for name, s in spent))
+    lines += _head_lines(summary)
     if summary.ok:
         lines.append("hash chain intact; every derived event re-derived; no differences")
         return "\n".join(lines) + "\n"
@@ -258,3 +307,15 @@ def render_summary(summary: ReplaySummary, limit: int = 20) -> str:
     if len(summary.differences) > limit:
         lines.append(f"  ... and {len(summary.differences) - limit} more")
     return "\n".join(lines) + "\n"
+
+
+def _head_lines(summary: ReplaySummary) -> list[str]:
+    """The head to publish (and keep outside the database), and whether an expected head was found."""
+    if summary.head is None:
+        return []
+    seq, head_hash = summary.head
+    lines = [f"chain head: seq {seq} hash {head_hash.hex()}"]
+    if summary.published_found is not None:
+        found_seq, found_hash = summary.published_found
+        lines.append(f"published head seq {found_seq} hash {found_hash.hex()} found in the history")
+    return lines

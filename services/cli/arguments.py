@@ -25,3 +25,16 @@ def instant(value: str) -> datetime:
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{value!r} has no UTC offset; add one, e.g. +00:00")
     return moment
+
+
+def chain_head(value: str) -> tuple[int, bytes]:
+    """A published chain head SEQ:HASH, like 604:3f2a... (the seq and its sha256 in 64 hex digits)."""
+    seq, _, hex_hash = value.partition(":")
+    try:
+        head = int(seq), bytes.fromhex(hex_hash)
+    except ValueError:
+        head = (0, b"")
+    if head[0] < 1 or len(head[1]) != 32:
+        raise argparse.ArgumentTypeError(f"expected SEQ:HASH as `casefeedback replay` prints its chain head, "
+                                         f"like 604:{'3f2a' * 16}, got {value!r}")
+    return head

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "replay": "services.cli.replay",
     "report": "services.cli.report",
     "history": "services.cli.history",
+    "migrate": "services.cli.migrate",
 }
 
 

@@ -20,9 +20,18 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import BinaryIO
 
 from services.cli.run_service import RELAY, SERVICES
-from services.common.embedded import free_port, stop_process
+from services.cli.supervisor import InfraWatch
+from services.common.embedded import (
+    die_with_parent,
+    free_port,
+    open_private_log,
+    private_dir,
+    stop_process,
+    write_private,
+)
 from services.common.infra import Infrastructure, start_infrastructure
 from services.common.settings import Settings
 
@@ -49,8 +58,16 @@ class Child:
         return f"http://127.0.0.1:{self.port}"
 
 
+# Children get the services' database URL from `up`, never the schema owner's (nor a file naming either).
+_NOT_PASSED = ("DATABASE_URL_FILE", "CASEFEEDBACK_MIGRATION_DATABASE_URL", "CASEFEEDBACK_MIGRATION_DATABASE_URL_FILE")
+
+
+def _base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _NOT_PASSED}
+
+
 def _env(settings: Settings, port: int, host: str) -> dict[str, str]:
-    env = dict(os.environ)
+    env = _base_env()
     env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka.bootstrap_servers or ""
     env["DATABASE_URL"] = settings.require_database()
     env["CASEFEEDBACK_HTTP_PORT"] = str(port)
@@ -61,11 +78,21 @@ def _env(settings: Settings, port: int, host: str) -> dict[str, str]:
 
 
 def _spawn(child: Child, settings: Settings, host: str, log_dir: Path) -> None:
-    log = open(log_dir / f"{child.service}.log", "ab")  # noqa: SIM115
+    log = _open_log(log_dir, child.service)
     child.proc = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "run", child.service],
         env=_env(settings, child.port, host), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=die_with_parent(signal.SIGTERM),  # stops even if `up` is killed outright
     )
+
+
+def _open_log(log_dir: Path, service: str) -> BinaryIO:
+    return open_private_log(log_dir / f"{service}.log")  # logs may name the database: owner only
+
+
+def _private_home(settings: Settings) -> Path:
+    """The home and log directories, which only their owner may enter (the run file holds database URLs)."""
+    return private_dir(private_dir(settings.home) / "logs")
 
 
 def _healthy(child: Child) -> bool:
@@ -96,24 +123,42 @@ def _wait_until_consuming(children: list[Child], stop: _Stop, started: float, ti
               "and the relay publishing", flush=True)
 
 
-def _supervise(children: list[Child], settings: Settings, host: str, log_dir: Path, stop: _Stop) -> None:
+def _supervise(children: list[Child], infra: Infrastructure, host: str, log_dir: Path, stop: _Stop) -> None:
+    settings, watch = infra.settings, InfraWatch(infra)
     while not stop.requested:
+        watch.revive(lambda: _restart_all(children, settings, host, log_dir))
         for child in children:
-            if child.proc is not None and child.proc.poll() is not None:
+            if child.proc is not None and child.proc.poll() is not None and not stop.requested:
                 child.restarts += 1
                 print(f"{child.service} exited with {child.proc.returncode}; restarting "
                       f"(restart {child.restarts}, log {log_dir / (child.service + '.log')})", flush=True)
                 time.sleep(RESTART_DELAY_S)
                 _spawn(child, settings, host, log_dir)
+        watch.tell((c.service, c.base_url) for c in children)
         time.sleep(0.2)
 
 
+def _restart_all(children: list[Child], settings: Settings, host: str, log_dir: Path) -> None:
+    """Stop every worker (each stops within seconds) and start it again."""
+    _stop_all([c.proc for c in children if c.proc is not None])
+    for child in children:
+        _spawn(child, settings, host, log_dir)
+
+
+def _stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        stop_process(proc, signal.SIGTERM, 15)
+
+
 def _write_run_file(settings: Settings, children: list[Child], log_dir: Path) -> None:
-    settings.home.mkdir(parents=True, exist_ok=True)
-    settings.run_file.write_text(json.dumps({
+    write_private(settings.run_file, json.dumps({
         "pid": os.getpid(),
         "kafka_bootstrap_servers": settings.kafka.bootstrap_servers,
         "database_url": settings.database_url,
+        "migration_database_url": settings.migration_database_url,
         "services": {c.service: c.base_url for c in children},
         "logs": str(log_dir),
     }, indent=2))
@@ -124,8 +169,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     stop = _Stop()
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    log_dir = settings.home / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGHUP, stop)  # the terminal closed: stop cleanly rather than die and leave workers
+    log_dir = _private_home(settings)
     infra = start_infrastructure(settings, log_dir)
     settings = infra.settings
     children = [Child(name, free_port()) for name in [*SERVICES, RELAY]]
@@ -140,7 +185,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.demo:
             extra.append(_start_demo(settings))
         print("press Ctrl-C to stop", flush=True)
-        _supervise(children, settings, args.host, log_dir, stop)
+        _supervise(children, infra, args.host, log_dir, stop)
     finally:
         print("stopping...", flush=True)
         _shutdown(children, extra, infra, settings)
@@ -149,7 +194,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _start_demo(settings: Settings) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=settings.kafka.bootstrap_servers or "",
+    env = dict(_base_env(), KAFKA_BOOTSTRAP_SERVERS=settings.kafka.bootstrap_servers or "",
                DATABASE_URL=settings.require_database())
     print("demo: feeding realistic traffic (complaints, compliments, survey responses)", flush=True)
     return subprocess.Popen([sys.executable, "-m", "services.cli", "demo"], env=env, start_new_session=True)
@@ -160,19 +205,14 @@ def _announce(infra: Infrastructure, log_dir: Path) -> None:
     kind = "embedded Tansu" if infra.embedded_kafka else "configured"
     print(f"broker: {s.kafka.bootstrap_servers} ({kind})", flush=True)
     db_kind = "embedded PostgreSQL" if infra.embedded_postgres else "configured"
-    shown = infra.embedded_postgres.url if infra.embedded_postgres else "from DATABASE_URL"
+    shown = infra.embedded_postgres.service_url if infra.embedded_postgres else "from DATABASE_URL"
     print(f"database: {shown} ({db_kind})", flush=True)
     print(f"logs: {log_dir}", flush=True)
 
 
 def _shutdown(children: list[Child], extra: list[subprocess.Popen[bytes]], infra: Infrastructure,
               settings: Settings) -> None:
-    procs = [*extra, *(c.proc for c in children if c.proc is not None)]
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        stop_process(proc, signal.SIGTERM, 15)
+    _stop_all([*extra, *(c.proc for c in children if c.proc is not None)])
     infra.stop()
     with contextlib.suppress(FileNotFoundError):
         settings.run_file.unlink()

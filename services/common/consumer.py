@@ -3,11 +3,15 @@
 Two stages overlap: while batch N is being applied (database and broker round trips), batch N+1 is
 fetched and prepared (the service's pure CPU work on it, e.g. intake's validation). Applying stays
 strictly in order, one batch at a time, and offsets are committed only after a batch is applied.
+While the database (or broker) an apply needs is unreachable, the batch waits and is retried: its
+offsets are not committed meanwhile, so nothing is skipped and nothing is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,9 +33,21 @@ Apply = Callable[[], Awaitable[None]]
 # Prepares a batch (work that needs nothing from earlier batches' effects) and returns the step that applies it.
 BatchPreparer = Callable[[Sequence[ConsumerRecord]], Awaitable[Apply]]
 PartitionsHook = Callable[[set[TopicPartition]], Awaitable[None]]
+# Says what is unreachable when an error means the infrastructure is gone for now (else None: a real failure).
+Unavailable = Callable[[BaseException], "str | None"]
+# First and longest wait between retries while the infrastructure is unreachable.
+RETRY_DELAYS_S = (0.5, 5.0)
+
+
+class _Stopped(Exception):
+    """Stopping while a step waited for the infrastructure: the step is left undone, nothing committed."""
 
 
 async def _nothing(_: set[TopicPartition]) -> None:
+    return None
+
+
+def _never(_: BaseException) -> str | None:
     return None
 
 
@@ -44,7 +60,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._loop.assigned = set(self._loop.consumer.assignment())
-        await self._loop.on_assigned(set(assigned))
+        with contextlib.suppress(_Stopped):  # stopping: the partitions' next owner loads their state
+            await self._loop.retrying(functools.partial(self._loop.on_assigned, set(assigned)))
 
 
 class ConsumerLoop:
@@ -54,12 +71,15 @@ class ConsumerLoop:
     returning; if it raises, nothing is committed and the loop stops so that the process restarts
     from the last committed offsets rather than skipping records. A batch prepared before a
     rebalance is dropped unapplied (its partitions' new owner reads it again); the batch being
-    applied when partitions are revoked finishes and commits first.
+    applied when partitions are revoked finishes and commits first. An error that `unavailable` names
+    an outage (database gone) does not stop the loop: the batch waits, with backoff, and is retried
+    after its partitions' state is reloaded; `waiting_for` says what it waits for meanwhile.
     """
 
     def __init__(self, service: str, consumer: AIOKafkaConsumer, topics: Sequence[str], prepare: BatchPreparer,
                  max_records: int = 2000, on_assigned: PartitionsHook = _nothing,
-                 on_revoked: PartitionsHook = _nothing):
+                 on_revoked: PartitionsHook = _nothing, unavailable: Unavailable = _never,
+                 retry_delays: tuple[float, float] = RETRY_DELAYS_S):
         self.service = service
         self.consumer = consumer
         self.topics = list(topics)
@@ -67,6 +87,10 @@ class ConsumerLoop:
         self.max_records = max_records
         self.on_assigned = on_assigned
         self.on_revoked = on_revoked
+        self.unavailable = unavailable
+        self.retry_delays = retry_delays
+        self.waiting_for: str | None = None
+        self._stop = asyncio.Event()
         self.assigned: set[TopicPartition] = set()
         self.consuming = False
         self.last_batch_monotonic: float | None = None
@@ -79,6 +103,7 @@ class ConsumerLoop:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch being applied is finished and committed first."""
+        self._stop = stop
         try:
             while not stop.is_set():
                 generation = self.generation
@@ -138,9 +163,55 @@ class ConsumerLoop:
                 count += len(rs)
         return batches
 
+    async def retrying(self, step: Callable[[], Awaitable[None]], before_retry: Apply | None = None) -> None:
+        """Run `step`; while the infrastructure is unreachable, wait (with backoff) and run it again.
+
+        Raises `_Stopped` when stopping while it waits, and any error that is not an outage at once.
+        """
+        delay, longest = self.retry_delays
+        while True:
+            try:
+                await step()
+                self._waiting(None)
+                return
+            except Exception as exc:
+                outage = self.unavailable(exc)
+                if outage is None:
+                    raise
+                self._waiting(f"{outage}")
+            await self._pause(delay)
+            delay = min(2 * delay, longest)
+            if before_retry is not None:
+                step = functools.partial(_in_turn, before_retry, step)
+                before_retry = None
+
+    def _waiting(self, outage: str | None) -> None:
+        """Note what the loop waits for; logged once per change, not per retry."""
+        if outage != self.waiting_for:
+            if outage is None:
+                log.info("%s: %s again; carrying on", self.service, _reachable_again(self.waiting_for))
+            else:
+                log.warning("%s: %s; the batch waits and is retried (nothing is committed meanwhile)",
+                            self.service, outage)
+        self.waiting_for = outage
+
+    async def _pause(self, delay: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), delay)
+        if self._stop.is_set():
+            raise _Stopped()
+
+    async def _reload(self) -> None:
+        # The failed transaction may have committed before its reply was lost: reload the partitions'
+        # state from the database, as after a rebalance, so that the retry skips what was applied.
+        await self.on_assigned(set(self.assigned))
+
     async def _process(self, apply: Apply, records: list[ConsumerRecord],
                        batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        await apply()
+        try:
+            await self.retrying(apply, before_retry=self._reload)
+        except _Stopped:
+            return  # left uncommitted: read again after the restart
         offsets = {tp: OffsetAndMetadata(rs[-1].offset + 1, "") for tp, rs in batches.items() if rs}
         await self.consumer.commit(offsets)
         self.records_seen += len(records)
@@ -152,3 +223,12 @@ class ConsumerLoop:
         accepted = (recorded_at_of(record.headers) for record in records)
         EVENT_DELAY.labels(self.service).observe_many(
             [max(0.0, (now - at).total_seconds()) for at in accepted if at is not None])
+
+
+async def _in_turn(first: Apply, then: Apply) -> None:
+    await first()
+    await then()
+
+
+def _reachable_again(outage: str | None) -> str:
+    return (outage or "").replace("unreachable", "reachable").split(":")[0]

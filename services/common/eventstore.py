@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -21,9 +21,14 @@ from schemas.canonical import canonical
 from schemas.times import event_time
 
 EVENTS_CHANNEL = "casefeedback_events"
-# What checking one link of the chain reads of a row, in this order (`link_problem`).
-LINK_COLUMNS = "seq, id, body::text AS body, raw, digest, prev_hash, hash"
+# What checking one link of the chain reads of a row, in this order (`link_problem`). The first eight
+# columns are a `StoredEvent` but for the parsed body, so replay reads events and links in one query.
+LINK_COLUMNS = ("seq, id, subject, version, type, time, recorded_at, body::text AS body, source, raw, digest, "
+                "prev_hash, hash")
 GENESIS = bytes(32)
+NO_RAW = bytes(32)  # the raw digest of an event without original bytes (derived events)
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MICROSECOND = timedelta(microseconds=1)
 
 
 def digest(body: dict[str, Any]) -> bytes:
@@ -31,11 +36,51 @@ def digest(body: dict[str, Any]) -> bytes:
     return hashlib.sha256(canonical(body)).digest()
 
 
-def chain_hash(prev: bytes, seq: int, event_id: str, body_digest: bytes, raw: bytes | None) -> bytes:
-    """The link of one event in the chain; any later edit of any field it covers changes it."""
+def instant_text(moment: datetime) -> str:
+    """A stored instant as the chain hashes it: whole microseconds since 1970-01-01 UTC, in decimal.
+
+    timestamptz keeps exactly microseconds, so the text is the same before storing and after reading
+    back, whatever offset the instant was given with; and it costs a fifth of an ISO 8601 text.
+    """
+    return str((moment - UNIX_EPOCH) // MICROSECOND)
+
+
+def link_text(seq: int, event_id: str, subject: str, version: int, event_type: str, source: str,
+              time: datetime, recorded_at: datetime) -> bytes:
+    """The columns a link covers besides the body and raw bytes, NUL-separated (text columns cannot hold NUL)."""
+    return (f"{seq}\0{event_id}\0{subject}\0{version}\0{event_type}\0{source}\0"
+            f"{instant_text(time)}\0{instant_text(recorded_at)}").encode()
+
+
+def chain_hash(prev: bytes, columns: bytes, body_digest: bytes, raw: bytes | None) -> bytes:
+    """The link of one event: sha256 over the previous hash, its body and raw digests and `link_text`.
+
+    The three digests have a fixed length and the variable text comes last, so no two events share the bytes.
+    """
+    raw_digest = hashlib.sha256(raw).digest() if raw is not None else NO_RAW
+    return hashlib.sha256(b"".join((prev, body_digest, raw_digest, columns))).digest()
+
+
+def original_chain_hash(prev: bytes, seq: int, event_id: str, body_digest: bytes, raw: bytes | None) -> bytes:
+    """The link as histories recorded it before `chain_format.full_from`: over seq, id, body and raw only."""
     raw_digest = hashlib.sha256(raw).digest() if raw is not None else b""
     # One buffer hashed at once: the same bytes as updating the hash part by part, in fewer calls.
     return hashlib.sha256(b"".join((prev, seq.to_bytes(8, "big"), event_id.encode(), body_digest, raw_digest))).digest()
+
+
+def link_hash(prev: bytes, body_digest: bytes, raw: bytes | None, full_from: int, seq: int, event_id: str,
+              subject: str, version: int, event_type: str, source: str, time: datetime,
+              recorded_at: datetime) -> bytes:
+    """The hash event `seq` must carry: the full link from seq `full_from` on, the original link before it."""
+    if seq < full_from:
+        return original_chain_hash(prev, seq, event_id, body_digest, raw)
+    return chain_hash(prev, link_text(seq, event_id, subject, version, event_type, source, time, recorded_at),
+                      body_digest, raw)
+
+
+async def full_link_from(conn: asyncpg.Connection) -> int:
+    """The first seq whose link covers every stored column (`chain_format`, set when that link came in)."""
+    return int(await conn.fetchval("SELECT full_from FROM chain_format"))
 
 
 @dataclass(frozen=True)
@@ -111,8 +156,9 @@ async def append(conn: asyncpg.Connection, events: Sequence[NewEvent], now: date
     Must run inside the caller's transaction. Returns what was stored, in `seq` order. A caller that
     already holds the `chain_head` lock and looked the ids up (`known_ids`) may pass that as `recorded`.
     """
-    head = await conn.fetchrow("SELECT seq, hash FROM chain_head FOR UPDATE")
-    seq, prev = int(head["seq"]), bytes(head["hash"])
+    head = await conn.fetchrow("SELECT h.seq, h.hash, f.full_from FROM chain_head h CROSS JOIN chain_format f "
+                               "FOR UPDATE OF h")
+    seq, prev, full_from = int(head["seq"]), bytes(head["hash"]), int(head["full_from"])
     ids = [str(e.body["id"]) for e in events]
     subjects = [str(e.body["subject"]) for e in events]
     seen = dict(recorded) if recorded is not None else await known_ids(conn, ids)
@@ -132,10 +178,11 @@ async def append(conn: asyncpg.Connection, events: Sequence[NewEvent], now: date
         seq += 1
         version = versions.get(subject, 0) + 1
         versions[subject] = version
-        link, prev = prev, chain_hash(prev, seq, event_id, d, event.raw)
         time = event.time or event_time(event.body)
-        event_type = str(event.body["type"])
-        rows.append((seq, event_id, subject, version, event_type, str(event.body["source"]), time, recorded_at,
+        event_type, source = str(event.body["type"]), str(event.body["source"])
+        link, prev = prev, link_hash(prev, d, event.raw, full_from, seq, event_id, subject, version, event_type,
+                                     source, time, recorded_at)
+        rows.append((seq, event_id, subject, version, event_type, source, time, recorded_at,
                      event.raw, text.decode(), d, link, prev))
         stored.append(StoredEvent(seq, event_id, subject, version, event_type, time, recorded_at, event.body))
     if rows:
@@ -198,6 +245,7 @@ class ChainBreak:
 async def verify_chain(conn: asyncpg.Connection, batch: int = 10000) -> tuple[int, ChainBreak | None]:
     """Recompute the hash chain over the whole history; return events checked and the first break."""
     prev, expected_seq, checked, after = GENESIS, 1, 0, 0
+    full_from = await full_link_from(conn)
     while True:
         rows = await conn.fetch(
             f"SELECT {LINK_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2", after, batch,
@@ -205,20 +253,21 @@ async def verify_chain(conn: asyncpg.Connection, batch: int = 10000) -> tuple[in
         if not rows:
             return checked, None
         for r in rows:
-            problem = link_problem(r, prev, expected_seq)
+            problem = link_problem(r, prev, expected_seq, full_from)
             if problem:
                 return checked, ChainBreak(r["seq"], r["id"], problem)
             prev, expected_seq, checked = bytes(r["hash"]), expected_seq + 1, checked + 1
         after = rows[-1]["seq"]
 
 
-def link_problem(r: Sequence[Any], prev: bytes, expected_seq: int) -> str | None:
+def link_problem(r: Sequence[Any], prev: bytes, expected_seq: int, full_from: int) -> str | None:
     """What is wrong with one stored event's link in the chain (None when intact).
 
     `r` is a row of `LINK_COLUMNS` in that order (read by position: replay checks every row). The body
     is kept verbatim, so its digest is the sha256 of that text: no re-serialising, no ambiguity.
     """
-    seq, event_id, body, raw, stored_digest, prev_hash, stored_hash = r
+    seq, event_id, subject, version, event_type, time, recorded_at, body, source, raw, stored_digest, prev_hash, \
+        stored_hash = r
     if seq != expected_seq:
         return f"sequence gap: expected seq {expected_seq}, found {seq}"
     d = hashlib.sha256(body.encode()).digest()
@@ -227,6 +276,7 @@ def link_problem(r: Sequence[Any], prev: bytes, expected_seq: int) -> str | None
         return f"event {event_id} (seq {seq}) was edited: its body does not match its digest"
     if prev_hash != prev:
         return f"event {event_id} (seq {seq}): prev_hash does not match the previous event's hash"
-    if chain_hash(prev, seq, event_id, d, raw) != stored_hash:
+    if link_hash(prev, d, raw, full_from, seq, event_id, subject, version, event_type, source, time,
+                 recorded_at) != stored_hash:
         return f"event {event_id} (seq {seq}) was edited: its hash does not match its contents"
     return None

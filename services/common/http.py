@@ -43,7 +43,7 @@ class HttpEndpoint:
         try:
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
             method, path = _request_line(request)
-            status, ctype, body = self._route(method, path)
+            status, ctype, body = await self._route(method, path)
             writer.write(
                 f"HTTP/1.1 {status} {_STATUS[status]}\r\nContent-Type: {ctype}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
@@ -54,12 +54,13 @@ class HttpEndpoint:
         finally:
             writer.close()
 
-    def _route(self, method: str, path: str) -> tuple[int, str, bytes]:
+    async def _route(self, method: str, path: str) -> tuple[int, str, bytes]:
         if method != "GET":
             return 405, "text/plain", b"only GET\n"
         route = path.split("?", 1)[0]
         if route == "/metrics":
-            return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+            # In a thread: a large exposition must not stall /health and the consumer on the event loop.
+            return 200, CONTENT_TYPE_LATEST, await asyncio.to_thread(generate_latest, self._registry)
         if route == "/health":
             health = self._health()
             status = 200 if health.get("status") == "ok" else 503

@@ -4,6 +4,9 @@ Connection settings use the conventional names (`KAFKA_BOOTSTRAP_SERVERS`, `DATA
 `KAFKA_SECURITY_PROTOCOL`, ...); everything of casefeedback's own is prefixed `CASEFEEDBACK_`.
 Where neither broker nor database is set, the details written by a running `casefeedback up`
 (its run file) are used, so `emit`, `report` and `replay` find the embedded system by themselves.
+
+Every secret (`DATABASE_URL`, `CASEFEEDBACK_MIGRATION_DATABASE_URL`, `KAFKA_SASL_PASSWORD`) may instead
+come from a file named by `NAME_FILE`, as Docker and Kubernetes mount secrets.
 """
 
 from __future__ import annotations
@@ -26,6 +29,24 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """`name` from the environment, or the content of the file `name`_FILE names (less its trailing newline)."""
+    value, path = env.get(name) or None, env.get(f"{name}_FILE") or None
+    if path is None:
+        return value
+    if value is not None:
+        raise ConfigurationError(f"{name} and {name}_FILE are both set; set only one")
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{name}_FILE: cannot read {path}: {exc}") from None
+    # Secret files usually end with the newline an editor or `echo` adds; nothing else is stripped.
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text:
+        raise ConfigurationError(f"{name}_FILE: {path} is empty; write the secret into it or unset {name}_FILE")
+    return text
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
@@ -94,6 +115,8 @@ class Settings:
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     database_url: str | None = field(default=None, repr=False)
+    # The schema owner's URL, for migrations only; the services' role (DATABASE_URL) owns nothing.
+    migration_database_url: str | None = field(default=None, repr=False)
     home: Path = field(default_factory=lambda: Path.home() / ".casefeedback")
     procedures_dir: Path | None = None
     default_procedure: str = "spso-mchp"
@@ -109,12 +132,19 @@ class Settings:
     # Where the relay runs: "worker" (a standby relay in every worker process, one leads) or "separate"
     # (only in `casefeedback run relay` processes, as `up` and deploy/ run it).
     relay: str = "worker"
+    # Caps on the satisfaction series the metrics service exports (services/metrics/README.md).
+    max_satisfaction_series: int = 4000
+    max_survey_questions: int = 20
 
     def require_database(self) -> str:
         """The database URL, or a clear error saying how to provide one."""
         if not self.database_url:
             raise ConfigurationError("no database: set DATABASE_URL or start `casefeedback up` first")
         return self.database_url
+
+    def migration_url(self) -> str:
+        """The URL migrations run with: the schema owner's when given, else the one database URL."""
+        return self.migration_database_url or self.require_database()
 
     @property
     def run_file(self) -> Path:
@@ -132,7 +162,10 @@ class Settings:
         kafka = self.kafka
         if not kafka.bootstrap_servers:
             kafka = replace(kafka, bootstrap_servers=run.get("kafka_bootstrap_servers"))
-        return replace(self, kafka=kafka, database_url=self.database_url or run.get("database_url"))
+        if self.database_url:
+            return replace(self, kafka=kafka)
+        return replace(self, kafka=kafka, database_url=run.get("database_url"),
+                       migration_database_url=run.get("migration_database_url"))
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -143,7 +176,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
         sasl_mechanism=env.get("KAFKA_SASL_MECHANISM") or None,
         sasl_username=env.get("KAFKA_SASL_USERNAME") or None,
-        sasl_password=env.get("KAFKA_SASL_PASSWORD") or None,
+        sasl_password=_secret(env, "KAFKA_SASL_PASSWORD"),
         ssl_cafile=env.get("KAFKA_SSL_CAFILE") or None,
         ssl_certfile=env.get("KAFKA_SSL_CERTFILE") or None,
         ssl_keyfile=env.get("KAFKA_SSL_KEYFILE") or None,
@@ -156,7 +189,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     areas = env.get("CASEFEEDBACK_SERVICE_AREAS", "")
     return Settings(
         kafka=kafka,
-        database_url=env.get("DATABASE_URL") or None,
+        database_url=_secret(env, "DATABASE_URL"),
+        migration_database_url=_secret(env, "CASEFEEDBACK_MIGRATION_DATABASE_URL"),
         home=Path(home) if home else Path.home() / ".casefeedback",
         procedures_dir=Path(procedures) if procedures else None,
         default_procedure=env.get("CASEFEEDBACK_DEFAULT_PROCEDURE", "spso-mchp"),
@@ -170,4 +204,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("CASEFEEDBACK_LOG_LEVEL", "INFO"),
         parent_pid=_int(env, "CASEFEEDBACK_PARENT_PID", 0) or None,
         relay=_choice(env, "CASEFEEDBACK_RELAY", ("worker", "separate")),
+        max_satisfaction_series=_int(env, "CASEFEEDBACK_MAX_SATISFACTION_SERIES", 4000),
+        max_survey_questions=_int(env, "CASEFEEDBACK_MAX_SURVEY_QUESTIONS", 20),
     )

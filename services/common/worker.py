@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import asyncpg
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter
 
 from schemas.registry import TOPIC_EVENTS
 from services.common import positions
 from services.common.consumer import Apply
+from services.common.errors import CasefeedbackError
 from services.common.metrics import EVENTS
 from services.common.relay import seq_of
 from services.common.settings import Settings
@@ -89,11 +92,37 @@ class HistoryRecord:
         return str(self.body["type"])
 
 
+class HistoryRewound(CasefeedbackError):
+    """The history no longer holds an event this consumer applied: committed history was lost or rewritten.
+
+    Going on would apply other events under seqs already counted (or skip them), so the worker stops
+    with this message instead; it needs an operator (restore the history, or rebuild the projection).
+    """
+
+
+# Why a record of `casefeedback.events` was refused (bounded label values of UNTRUSTED).
+NO_SEQ, BAD_SEQ, NOT_IN_HISTORY, NOT_THE_EVENT = "no_seq", "bad_seq", "not_in_history", "not_history_event"
+UNTRUSTED = Counter("casefeedback_untrusted_records_total",
+                    "Records of casefeedback.events refused because they do not match the history",
+                    ["service", "problem"])
+
+
+class _Link(NamedTuple):
+    """What the history holds at one seq: enough to tell its event from any other."""
+
+    id: str
+    digest: bytes
+    hash: bytes
+
+
 class HistoryWorker(Worker):
     """A worker that follows `casefeedback.events` and applies each history event exactly once.
 
-    Records carry their history seq; per partition the worker stores how far it has applied, in
-    the same transaction as its projection, and skips anything at or below it.
+    Records carry their history seq; per partition the worker stores how far it has applied (and the
+    hash of the history's event there), in the same transaction as its projection, and skips anything
+    at or below it. Nothing on the topic is trusted: each record must be the history's own event at
+    its seq (same id, same body digest) before it is applied or moves a position, and the event at
+    each stored position must still be in the history, unchanged.
     """
 
     topics = (TOPIC_EVENTS,)
@@ -101,39 +130,111 @@ class HistoryWorker(Worker):
     def __init__(self, settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer):
         super().__init__(settings, pool, producer)
         self.applied: dict[int, int] = {}
+        self.applied_hash: dict[int, bytes | None] = {}
+        for problem in (NO_SEQ, BAD_SEQ, NOT_IN_HISTORY, NOT_THE_EVENT):
+            UNTRUSTED.labels(self.name, problem)  # exported at 0, so the first refusal shows in increase()
 
     async def on_assigned(self, partitions: set[TopicPartition]) -> None:
         async with self.pool.acquire() as conn:
             loaded = await positions.load(conn, self.group, TOPIC_EVENTS, [tp.partition for tp in partitions])
-        self.applied.update(loaded)
+        for partition, (seq, link) in loaded.items():
+            self.applied[partition], self.applied_hash[partition] = seq, link
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
-        fresh = self.fresh(records)
         async with self.pool.acquire() as conn, conn.transaction():
+            fresh, links = await self.checked(conn, records)
             await self.apply(conn, fresh)
-            await positions.save(conn, self.group, TOPIC_EVENTS, self._positions(fresh))
+            tops = _tops(fresh, links)
+            await positions.save(conn, self.group, TOPIC_EVENTS, tops)
         for record in fresh:
-            self.applied[record.partition] = max(self.applied.get(record.partition, 0), record.seq)
             EVENTS.labels(self.name, record.type, "accepted").inc()
+        for partition, (seq, link) in tops.items():
+            self.applied[partition], self.applied_hash[partition] = seq, link
 
-    def fresh(self, records: Sequence[ConsumerRecord]) -> list[HistoryRecord]:
-        """The records not applied before, parsed; republished or redelivered ones are dropped."""
+    async def checked(self, conn: asyncpg.Connection,
+                      records: Sequence[ConsumerRecord]) -> tuple[list[HistoryRecord], dict[int, _Link]]:
+        """The records not applied before, checked against the history and parsed; and the history's links.
+
+        Redelivered or republished records (seq at or below the partition's position) are dropped;
+        a record that is not the history's event at its seq is refused (logged, counted), never
+        applied, and moves no position.
+        """
+        seqs = [_seq(record) for record in records]
+        wanted = {s for s in seqs if isinstance(s, int)} | {self.applied.get(r.partition, 0) for r in records}
+        links = await _links(conn, wanted - {0})
+        self._check_positions({r.partition for r in records}, links)
         out: list[HistoryRecord] = []
+        refused: dict[str, int] = {}
         high = dict(self.applied)
-        for record in records:
-            seq = seq_of(record.headers)
-            if seq is None or seq <= high.get(record.partition, 0):
+        for record, seq in zip(records, seqs, strict=True):
+            problem = seq if isinstance(seq, str) else _mismatch(record, links.get(seq))
+            if problem is not None:
+                refused[problem] = refused.get(problem, 0) + 1
+                continue
+            assert isinstance(seq, int)
+            if seq <= high.get(record.partition, 0):
                 continue
             high[record.partition] = seq
             out.append(HistoryRecord(seq, record.partition, json.loads(record.value)))
-        return out
+        self._refuse(refused)
+        return out, links
 
-    @staticmethod
-    def _positions(fresh: Sequence[HistoryRecord]) -> dict[int, int]:
-        top: dict[int, int] = {}
-        for record in fresh:
-            top[record.partition] = max(top.get(record.partition, 0), record.seq)
-        return top
+    def _check_positions(self, partitions: set[int], links: dict[int, _Link]) -> None:
+        for partition in partitions:
+            seq, link = self.applied.get(partition, 0), self.applied_hash.get(partition)
+            if seq == 0 or link is None:
+                continue
+            held = links.get(seq)
+            if held is None or held.hash != link:
+                now = "is no longer in it" if held is None else "is now another event"
+                raise HistoryRewound(
+                    f"{self.name}: partition {partition} of {TOPIC_EVENTS} was applied up to history seq {seq}, "
+                    f"which {now}: committed history was lost or rewritten (a database restored or crashed "
+                    "without durability?). Stopping rather than counting other events under seqs already "
+                    "applied; restore the history or rebuild this service's tables, then restart.")
+
+    def _refuse(self, refused: dict[str, int]) -> None:
+        for problem, count in refused.items():
+            UNTRUSTED.labels(self.name, problem).inc(count)
+            log.warning("%s: refused %d record(s) of %s that are not the history's events (%s)",
+                        self.name, count, TOPIC_EVENTS, problem)
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[HistoryRecord]) -> None:
         """Apply new history events to the projection inside the open transaction."""
+
+
+def _tops(fresh: Sequence[HistoryRecord], links: dict[int, _Link]) -> dict[int, tuple[int, bytes]]:
+    """Per partition, the highest seq applied and the history's hash there (the new stored positions)."""
+    top: dict[int, int] = {}
+    for record in fresh:
+        top[record.partition] = max(top.get(record.partition, 0), record.seq)
+    return {partition: (seq, links[seq].hash) for partition, seq in top.items()}
+
+
+def _seq(record: ConsumerRecord) -> int | str:
+    """The history seq a record carries, or why it carries none that can be read."""
+    try:
+        seq = seq_of(record.headers)
+    except ValueError:
+        return BAD_SEQ
+    if seq is None:
+        return NO_SEQ
+    return seq if seq > 0 else BAD_SEQ
+
+
+def _mismatch(record: ConsumerRecord, link: _Link | None) -> str | None:
+    """Why the record is not the history's event at its seq (None when it is)."""
+    if link is None:
+        return NOT_IN_HISTORY
+    value = record.value or b""
+    if hashlib.sha256(value).digest() != link.digest:
+        return NOT_THE_EVENT
+    return None
+
+
+async def _links(conn: asyncpg.Connection, seqs: set[int]) -> dict[int, _Link]:
+    """What the history holds at each of `seqs` (absent seqs are left out)."""
+    if not seqs:
+        return {}
+    rows = await conn.fetch("SELECT seq, id, digest, hash FROM events WHERE seq = any($1::bigint[])", list(seqs))
+    return {int(r["seq"]): _Link(r["id"], bytes(r["digest"]), bytes(r["hash"])) for r in rows}

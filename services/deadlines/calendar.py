@@ -23,6 +23,12 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+# The dates deadlines are counted for. Before 1900 nothing here applies (and Europe/London kept local mean
+# time until 1847, an offset RFC 3339 cannot write); 9000 leaves room below the last date Python can
+# represent for any count of days a procedure allows, so counting never overflows.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(9000, 12, 31)
+
 CalendarKind = Literal["working_days", "calendar_days"]
 DayOne = Literal["next_day_after_receipt", "day_of_receipt"]
 REGIONS = ("SCT", "ENG", "WLS", "NIR")
@@ -33,6 +39,18 @@ ONE_DAY = timedelta(days=1)
 @lru_cache(maxsize=8)
 def _public_holidays(region: str) -> holidays.HolidayBase:
     return holidays.country_holidays("GB", subdiv=region)
+
+
+def countable(day: date) -> bool:
+    """Whether deadlines can be counted from or to `day` (between FIRST_DAY and LAST_DAY)."""
+    return FIRST_DAY <= day <= LAST_DAY
+
+
+def uncountable(what: str, day: date) -> str | None:
+    """Why `what`, on `day`, cannot start or end a deadline; None when it can."""
+    if countable(day):
+        return None
+    return f"{what} on {day}: deadlines are counted only for dates from {FIRST_DAY} to {LAST_DAY}"
 
 
 @lru_cache(maxsize=65536)

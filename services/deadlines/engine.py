@@ -8,9 +8,10 @@ same two operations:
   the derived events, and save case rows and timer rows. Refusals are returned for dead letters.
 - `tick`: select subjects whose timer rows are due (`next_fire_at <= now`, index range, owned
   partitions only), lock their case rows with SKIP LOCKED (the consumer holds a case while it
-  applies), skip any case whose history holds an event not yet applied (it will be fired in event
-  time when that event is applied, so a late-arriving act is not preceded by a wall-clock breach),
-  fire the rest at `now`, append and save in one transaction.
+  applies), take the history's `chain_head` lock (so nothing can be recorded until the firings are),
+  skip any case whose history holds an event not yet applied (it will be fired in event time when
+  that event is applied, so a late-arriving act is not preceded by a wall-clock breach), fire the
+  rest at `now`, append and save in one transaction.
 
 Lock order is always: case rows (in subject order), then the history's `chain_head` (append), then
 the cases' timer rows, so the consumer and the tick never deadlock. A caller must not append to
@@ -20,8 +21,8 @@ the history earlier in the same transaction (that would take `chain_head` before
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -31,7 +32,7 @@ from services.common.eventstore import NewEvent, StoredEvent
 from services.common.worker import HistoryRecord
 from services.deadlines import store
 from services.deadlines.store import CaseRow
-from services.deadlines.timers import Deadline
+from services.deadlines.timers import Deadline, decide_safely
 
 S = TypeVar("S")
 
@@ -50,6 +51,20 @@ class Tracker(Generic[S]):
     decode: Callable[[dict[str, Any]], S]
     deadlines: Callable[[S], Sequence[Deadline]]
     columns: Callable[[S], tuple[bool, str, str]]  # open, stage, service_area
+
+
+def guard_firing(tracker: Tracker[S], failed: Callable[[S, Exception], None]) -> Tracker[S]:
+    """The tracker whose `fire_due` never raises: a case whose firing raises is left as it was (nothing
+    fired) and reported to `failed`, so one case cannot stop the tick for the others."""
+    fire_due = tracker.fire_due
+
+    def fire_or_leave(state: S, until: datetime) -> tuple[S, list[dict[str, Any]]]:
+        try:
+            return fire_due(state, until)
+        except Exception as exc:  # any failure leaves this case for the next tick and the others go on
+            failed(state, exc)
+            return state, []
+    return replace(tracker, fire_due=fire_or_leave)
 
 
 @dataclass
@@ -90,13 +105,9 @@ def _apply_one(tracker: Tracker[S], cases: dict[str, _Case[S]], event: HistoryRe
     case = cases.setdefault(subject, _Case(None, event.partition, 0))
     if event.seq <= case.last_seq:
         return
-    try:
-        decision = tracker.decide(case.state, event.body)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a malformed history body: never a crash
-        out.refusals.append((event, "invalid_data", f"{event.type} cannot be applied: {type(exc).__name__} {exc}"))
-        return
+    decision = decide_safely(tracker.decide, case.state, event.body)
     if decision.refusal:
-        out.refusals.append((event, "not_allowed", decision.refusal))
+        out.refusals.append((event, decision.reason, decision.refusal))
     if decision.state is None:
         return
     if event.body.get("source") != tracker.source:
@@ -132,16 +143,27 @@ async def _save(tracker: Tracker[S], conn: asyncpg.Connection, cases: dict[str, 
 
 
 async def tick(tracker: Tracker[S], conn: asyncpg.Connection, partitions: Sequence[int], now: datetime,
-               limit: int = 500) -> Applied:
-    """Fire every due timer of the owned partitions' caught-up cases at `now`, in one transaction."""
+               limit: int = 500, grace: timedelta = timedelta(0)) -> Applied:
+    """Fire every due timer of the owned partitions' caught-up, quiet cases at `now`, in one transaction.
+
+    A case is quiet when nothing was recorded for it within `grace` before `now`: upstream systems
+    deliver a case's acts late and apart (a backdated response a few seconds behind the complaint),
+    and a breach is a statement that the law was broken, so it waits that long for the act that
+    would contradict it.
+    """
     out = Applied()
     if not partitions:
         return out
     async with conn.transaction():
         subjects = await store.due_subjects(conn, tracker.owner, partitions, now, limit)
         rows = await store.load_cases(conn, tracker.table, subjects, skip_locked=True) if subjects else {}
+        if rows:
+            # Hold the history's chain lock before looking for unapplied events, and until the firings are
+            # appended: an act committed by intake between the look and the append would otherwise land in
+            # the history before a breach that ignored it.
+            await store.hold_history(conn)
         pending = await store.pending_subjects(conn, {s: r.last_seq for s, r in rows.items()}, tracker.types,
-                                               tracker.source)
+                                               tracker.source, now - grace)
         cases: dict[str, _Case[S]] = {}
         derived: list[dict[str, Any]] = []
         for subject, row in rows.items():

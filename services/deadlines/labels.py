@@ -20,3 +20,14 @@ def known_stages(book: ProcedureBook) -> frozenset[str]:
     """Every stage id of the current procedures (the bounded set of `stage` labels)."""
     procedures = [book.current(pid) for pid in book.ids()]
     return frozenset(s for p in procedures if p is not None for s in p.stage_ids())
+
+
+def known_deadlines(book: ProcedureBook) -> frozenset[tuple[str, str]]:
+    """Every (stage, kind) of deadline the current procedures set (what the breach counter starts at 0 for)."""
+    pairs: set[tuple[str, str]] = set()
+    for procedure_id in book.ids():
+        procedure = book.current(procedure_id)
+        for stage in procedure.stages if procedure is not None else ():
+            pairs |= {(stage.id, kind) for kind, days in (("acknowledge", stage.acknowledge),
+                                                          ("respond", stage.respond)) if days is not None}
+    return frozenset(pairs)

@@ -84,15 +84,22 @@ async def due_subjects(conn: asyncpg.Connection, owner: str, partitions: Sequenc
     return list(dict.fromkeys(r["subject"] for r in rows))
 
 
+async def hold_history(conn: asyncpg.Connection) -> None:
+    """Take the history's append lock for the rest of the transaction (the lock every append takes first)."""
+    await conn.execute("SELECT 1 FROM chain_head FOR UPDATE")
+
+
 async def pending_subjects(conn: asyncpg.Connection, last_seqs: dict[str, int], types: Sequence[str],
-                           own_source: str) -> set[str]:
-    """Subjects whose history holds an event of `types` (not derived by us) not yet applied to the case."""
+                           own_source: str, quiet_since: datetime | None = None) -> set[str]:
+    """Subjects whose history holds an event of `types` (not derived by us) not yet applied to the case,
+    or (given `quiet_since`) recorded after `quiet_since`."""
     if not last_seqs:
         return set()
     rows = await conn.fetch(
         "SELECT DISTINCT e.subject FROM events e JOIN unnest($1::text[], $2::bigint[]) AS c(subject, last_seq) "
-        "ON e.subject = c.subject WHERE e.seq > c.last_seq AND e.type = any($3::text[]) AND e.source <> $4",
-        list(last_seqs), list(last_seqs.values()), list(types), own_source)
+        "ON e.subject = c.subject WHERE (e.seq > c.last_seq OR e.recorded_at > $5) AND e.type = any($3::text[]) "
+        "AND e.source <> $4",
+        list(last_seqs), list(last_seqs.values()), list(types), own_source, quiet_since)
     return {r["subject"] for r in rows}
 
 

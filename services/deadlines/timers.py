@@ -11,10 +11,12 @@ once more (the ids differ because `due` does).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
+
+from services.common.errors import ConfigurationError
 
 Status = Literal["open", "met", "cancelled"]
 Firing = Literal["warning", "breach"]
@@ -159,11 +161,42 @@ State = TypeVar("State")
 
 @dataclass
 class Decision(Generic[State]):
-    """A case's state after an event, the events it derived, and why it was refused (if it was)."""
+    """A case's state after an event, the events it derived, and why it was refused (if it was).
+
+    `reason` is the dead letter's code for a refusal: `not_allowed` (the procedure or the case's state
+    forbids it), `inconsistent` (impossible in the case's story, e.g. a date before the complaint was
+    received) or `invalid_data` (a body the domain cannot read).
+    """
 
     state: State | None
     derived: list[dict[str, Any]] = field(default_factory=list)
     refusal: str | None = None
+    reason: str = "not_allowed"
+
+
+# Errors a body missing a field or holding a value of the wrong shape raises in a domain handler.
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def decide_safely(decide: Callable[[State | None, dict[str, Any]], Decision[State]], state: State | None,
+                  body: dict[str, Any]) -> Decision[State]:
+    """`decide(state, body)`; when it raises, that one event is refused and the case stays as it was.
+
+    The live engine and replay both call this, so an event a domain step cannot apply leaves live and
+    replayed state equal, and never stops a service.
+    """
+    try:
+        return decide(state, body)
+    except ConfigurationError:  # the worker lacks a procedure document: not this event's fault (it reloads them)
+        raise
+    except MALFORMED as exc:
+        return Decision(state, refusal=_failure(body, exc), reason="invalid_data")
+    except Exception as exc:  # any other failure of a domain step refuses this event only
+        return Decision(state, refusal=_failure(body, exc), reason="inconsistent")
+
+
+def _failure(body: dict[str, Any], exc: Exception) -> str:
+    return f"{body.get('type')} cannot be applied: {type(exc).__name__} {exc}"
 
 
 @dataclass

@@ -13,11 +13,12 @@ import contextlib
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer, TopicPartition
+from prometheus_client import Counter
 
 from schemas.registry import TOPIC_EVENTS
 from services.common.deadletter import deadletter_value, send_deadletters
@@ -29,6 +30,8 @@ from services.deadlines.procedures import ProcedureBook, ProcedureError, load_bo
 
 log = logging.getLogger(__name__)
 GAUGE_REFRESH_S = 2.0
+FIRING_FAILURES = Counter("casefeedback_deadline_firing_failures", "Ticks that could not fire a case's due "
+                          "deadlines (the case is left as it was and tried again)", ["service"])
 
 
 class TrackingWorker(HistoryWorker):
@@ -39,10 +42,26 @@ class TrackingWorker(HistoryWorker):
         self.book: ProcedureBook = load_book(settings.procedures_dir, settings.default_procedure)
         self.owned: set[int] = set()
         self.ticks = 0
+        self._failing: set[str] = set()  # cases whose firing raised (logged once each)
 
-    def tracker(self) -> Tracker[Any]:
+    def make_tracker(self) -> Tracker[Any]:
         """The service's tracker (domain plus storage)."""
         raise NotImplementedError
+
+    def tracker(self) -> Tracker[Any]:
+        """The service's tracker, built once, whose firing never raises (a failing case is logged and left)."""
+        if not hasattr(self, "_tracker"):
+            self._tracker = engine.guard_firing(self.make_tracker(), self._firing_failed)
+        return self._tracker
+
+    def _firing_failed(self, state: Any, exc: Exception) -> None:
+        FIRING_FAILURES.labels(self.name).inc()
+        subject = str(getattr(state, "subject", "?"))
+        # Every tick meets the case again: say so once per case, count every time.
+        level = logging.DEBUG if subject in self._failing else logging.ERROR
+        self._failing.add(subject)
+        log.log(level, "%s could not fire the due deadlines of %s, left as it was: %s: %s", self.name, subject,
+                type(exc).__name__, exc)
 
     async def setup(self) -> None:
         async with self.pool.acquire() as conn:
@@ -63,8 +82,12 @@ class TrackingWorker(HistoryWorker):
         applied = await self.apply_cases(conn, events)
         self.observe(applied)
         if applied.refusals:
-            letters = [_letter(event, reason, why) for event, reason, why in applied.refusals]
+            letters = [_letter(event, reason, f"{self.name}: {why}") for event, reason, why in applied.refusals]
             await send_deadletters(self.producer, letters)
+        await self.after_apply(conn, events, applied)
+
+    async def after_apply(self, conn: asyncpg.Connection, events: Sequence[HistoryRecord], applied: Applied) -> None:
+        """What the service adds once a batch is applied and its refusals dead-lettered (same transaction)."""
 
     async def apply_cases(self, conn: asyncpg.Connection, events: Sequence[HistoryRecord]) -> Applied:
         """Apply through the engine; a case under a procedure version another worker stored is retried once
@@ -86,11 +109,12 @@ class TrackingWorker(HistoryWorker):
         total = 0
         while True:
             async with self.pool.acquire() as conn:
-                applied = await engine.tick(self.tracker(), conn, sorted(self.owned),
-                                            now or datetime.now(UTC))
+                applied = await engine.tick(self.tracker(), conn, sorted(self.owned), now or datetime.now(UTC),
+                                            grace=timedelta(seconds=self.settings.out_of_order_grace_s))
             self.observe(applied)
             total += len(applied.stored)
-            if applied.cases == 0:
+            # A round that fired nothing (every case it found failed to fire) would find the same cases again.
+            if applied.cases == 0 or not (applied.stored or applied.duplicates):
                 return total
 
     async def _tick_loop(self, stop: asyncio.Event) -> None:

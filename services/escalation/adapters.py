@@ -66,3 +66,14 @@ async def timeliness(conn: asyncpg.Connection, partitions: list[int], now: datet
         "WHERE d.owner = $1 AND d.status <> 'cancelled' AND d.partition = any($5::int[]) "
         "GROUP BY w.name, d.stage, d.kind", OWNER, now, list(WINDOWS), list(WINDOWS.values()), partitions)
     return rows
+
+
+async def breaches_after(conn: asyncpg.Connection, after: int) -> tuple[int, list[asyncpg.Record]]:
+    """The breaches this service recorded in the history after seq `after`, by partition, stage and kind;
+    and the seq read up to (every event at or below it is committed: appends commit in seq order)."""
+    upto = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events"))
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT c.partition, e.body->'data'->>'stage' AS stage, e.body->'data'->>'kind' AS kind, count(*) AS n "
+        f"FROM events e JOIN {TABLE} c ON c.subject = e.subject WHERE e.type = 'deadline.breached' "
+        "AND e.source = $1 AND e.seq > $2 AND e.seq <= $3 GROUP BY 1, 2, 3", domain.SOURCE, after, upto)
+    return upto, rows

@@ -6,8 +6,11 @@ history in seq order and compares it with `adapters.load_live_state`:
 - Call `decide(state, body, book)` for every history event of a subject, in seq order, with
   `state=None` before the case's first event. It returns the new state (None while the case is
   unknown), the derived event bodies (deterministic ids: the live service appended exactly these),
-  and a refusal text when the procedure forbids the event (live sends it as a `not_allowed`
-  dead letter and leaves the state unchanged).
+  and a refusal text with its reason when the procedure forbids the event (`not_allowed`) or the
+  event cannot happen in the case's story (`inconsistent`: an agreed date before the stage started,
+  a date no calendar counts); live sends it as a dead letter and leaves the state unchanged.
+  Both live and replay call it through `timers.decide_safely`, which turns a step that raises into
+  a refusal of that one event.
 - `decide` first fires the case's timers due at or before the event's `time` (`fire_due`), then
   applies the event. Recorded `deadline.warning`/`deadline.breached` events from this service
   are inputs too: they mark the deadline fired at the moment the history shows, which is how
@@ -25,6 +28,7 @@ from typing import Any, NamedTuple, TypeAlias
 
 from schemas.times import event_time
 from services.deadlines import timers
+from services.deadlines.calendar import uncountable
 from services.deadlines.procedures import Procedure, ProcedureBook
 from services.deadlines.timers import Deadline
 
@@ -132,6 +136,9 @@ def on_received(state: CaseState | None, body: dict[str, Any], book: ProcedureBo
     if procedure.stage(stage) is None:
         return timers.Decision(None, refusal=f"stage {stage!r} is not a stage of procedure {procedure.id}")
     at = event_time(body)
+    too_far = uncountable("complaint.received", at.date())
+    if too_far:
+        return timers.Decision(None, refusal=too_far, reason="inconsistent")
     blank = CaseState(str(body["subject"]), procedure.key, str(data["service_area"]), stage, 0, True, at)
     return _start_stage(blank, procedure, stage, at)
 
@@ -166,6 +173,9 @@ def on_extension(state: CaseState, body: dict[str, Any], at: datetime, book: Pro
     calendar, stage = procedure.case_calendar(), procedure.stage(state.stage)
     new_due = date.fromisoformat(str(data["new_due"]))
     received = calendar.local_date(state.started)
+    impossible = _impossible_due(state, new_due, received)
+    if impossible:
+        return timers.Decision(state, refusal=impossible, reason="inconsistent")
     if stage is not None and stage.max_extension and new_due > calendar.add_days(received, stage.max_extension):
         return timers.Decision(state, refusal=f"extension to {new_due} exceeds stage {state.stage}'s limit of "
                                               f"{stage.max_extension} days")
@@ -175,8 +185,18 @@ def on_extension(state: CaseState, body: dict[str, Any], at: datetime, book: Pro
     return timers.Decision(state, [_emit(state, "deadline.scheduled", moved, at)])
 
 
+def _impossible_due(state: CaseState, new_due: date, started: date) -> str | None:
+    """Why an agreed date cannot be the stage's target (before the stage started, or beyond any calendar)."""
+    if new_due < started:
+        return f"extension to {new_due} is before stage {state.stage} started on {started}"
+    return uncountable(f"extension to {new_due}", new_due)
+
+
 def on_escalated(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
     """The next stage (or a later one past bypassable stages) starts; refused where the procedure forbids it."""
+    too_far = uncountable("complaint.escalated", at.date())
+    if too_far:
+        return timers.Decision(state, refusal=too_far, reason="inconsistent")
     procedure, to_stage = book.get(state.procedure), str(body["data"]["to_stage"])
     refusal = procedure.escalation_refusal(state.stage, to_stage)
     if refusal:
@@ -229,5 +249,5 @@ def decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -
     fired_state, fired = fire_due(state, at)
     decision = handler(fired_state, body, at, book)
     if decision.refusal:
-        return timers.Decision(fired_state, fired, decision.refusal)
+        return timers.Decision(fired_state, fired, decision.refusal, decision.reason)
     return timers.Decision(decision.state, fired + decision.derived) if fired else decision

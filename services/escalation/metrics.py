@@ -1,15 +1,32 @@
-"""Escalation's contract metrics (section 7); labels only from bounded sets."""
+"""Escalation's contract metrics (section 7); labels only from bounded sets.
+
+`casefeedback_deadlines_breached_total` is read from the history, not counted in memory, so that a
+restart or a rebalance never sends it back to zero. The history only grows, and every breach this
+service records is one `deadline.breached` event of a case whose row carries its partition of
+`casefeedback.events`: per partition, the number of such events is monotonic whichever worker owns
+the partition. Each worker reads the breaches recorded since it last looked (a range of history
+seqs; on start-up, all of them once, through the history's type index) and exports, for each
+partition it owns, one series per `stage`, `kind` and `partition` (a bounded extra label), with a 0
+for every stage and kind of the configured procedures (contract 1.1: the first breach must be
+visible to `increase()`). `sum by (stage, kind) (increase(...))` is then right across restarts and
+rebalances: a series that moves to another worker continues from the same value.
+
+It is not read from the `deadlines` table's `breached` flags: an extension agreed after a breach
+clears the flag (the new target may be breached again), which would make the count go down.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from collections.abc import Iterable, Iterator, Mapping
+
+from prometheus_client import REGISTRY, Gauge
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
 
 COMPLAINTS_OPEN = Gauge("casefeedback_complaints_open", "Open complaints on this worker's partitions",
                         ["stage", "service_area"])
 DEADLINES_OVERDUE = Gauge("casefeedback_deadlines_overdue", "Deadlines past due and not met (owned partitions)",
                           ["stage", "kind"])
-DEADLINES_BREACHED = Counter("casefeedback_deadlines_breached", "Deadline breaches this worker raised",
-                             ["stage", "kind"])
 TIMELINESS_RATIO = Gauge("casefeedback_timeliness_ratio", "Share of deadlines falling due in the window that were met",
                          ["stage", "kind", "window"])
 TIMELINESS_COUNTED = Gauge("casefeedback_timeliness_counted", "Deadlines falling due in the window",
@@ -17,3 +34,34 @@ TIMELINESS_COUNTED = Gauge("casefeedback_timeliness_counted", "Deadlines falling
 TIMELINESS_MET = Gauge("casefeedback_timeliness_met", "Deadlines falling due in the window and met on time",
                        ["stage", "kind", "window"])
 
+BREACHED_NAME = "casefeedback_deadlines_breached"
+BREACHED_HELP = "Deadline breaches recorded in the history, on this worker's partitions (read from the history)"
+BREACHED_LABELS = ("stage", "kind", "partition")
+
+
+class BreachCounter:
+    """The collector of `casefeedback_deadlines_breached_total`: the values the worker last read, as a counter."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str, str], int] = {}
+
+    def set(self, values: Mapping[tuple[str, str, str], int]) -> None:
+        """Export these (stage, kind, partition) totals from now on."""
+        self.values = dict(values)
+
+    def clear(self) -> None:
+        """Export nothing (as a process starts)."""
+        self.values = {}
+
+    def describe(self) -> Iterable[Metric]:
+        return [CounterMetricFamily(BREACHED_NAME, BREACHED_HELP, labels=BREACHED_LABELS)]
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(BREACHED_NAME, BREACHED_HELP, labels=BREACHED_LABELS)
+        for labels, value in sorted(self.values.items()):
+            family.add_metric(labels, value)
+        yield family
+
+
+DEADLINES_BREACHED = BreachCounter()
+REGISTRY.register(DEADLINES_BREACHED)

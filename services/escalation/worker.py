@@ -10,15 +10,17 @@ the record; the act is then met with `late` judged from event times alone.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 
+from services.common.settings import Settings
 from services.deadlines import labels
-from services.deadlines.engine import Applied, Tracker
+from services.deadlines.engine import Tracker
 from services.deadlines.worker import TrackingWorker
 from services.escalation import adapters, metrics
 from services.escalation.domain import CaseState
@@ -29,16 +31,13 @@ class EscalationWorker(TrackingWorker):
 
     name = "escalation"
 
-    def tracker(self) -> Tracker[CaseState]:
-        if not hasattr(self, "_tracker"):
-            self._tracker = adapters.tracker(self.book)
-        return self._tracker
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer):
+        super().__init__(settings, pool, producer)
+        self.breaches: Counter[tuple[int, str, str]] = Counter()  # (partition, stage, kind) -> in the history
+        self.breaches_read_to = 0  # the history seq `breaches` covers
 
-    def observe(self, applied: Applied) -> None:
-        for event in applied.stored:
-            if event.type == "deadline.breached":
-                data = event.body["data"]
-                metrics.DEADLINES_BREACHED.labels(self._stage(data["stage"]), data["kind"]).inc()
+    def make_tracker(self) -> Tracker[CaseState]:
+        return adapters.tracker(self.book)
 
     def _stage(self, stage: str) -> str:
         return labels.fold(stage, labels.known_stages(self.book))
@@ -54,9 +53,21 @@ class EscalationWorker(TrackingWorker):
         for r in await adapters.overdue_counts(conn, partitions):
             overdue[(self._stage(r["stage"]), r["kind"])] += r["n"]
         timely = await adapters.timeliness(conn, partitions, now)
+        await self._refresh_breaches(conn, partitions)
         _set(metrics.COMPLAINTS_OPEN, opened)
         _set(metrics.DEADLINES_OVERDUE, overdue)
         self._set_timeliness(timely)
+
+    async def _refresh_breaches(self, conn: asyncpg.Connection, partitions: list[int]) -> None:
+        """Add the breaches recorded since the last look, and export the owned partitions' totals (metrics module)."""
+        self.breaches_read_to, rows = await adapters.breaches_after(conn, self.breaches_read_to)
+        for r in rows:
+            self.breaches[(r["partition"], self._stage(r["stage"]), r["kind"])] += r["n"]
+        values = {(stage, kind, str(p)): 0 for p in partitions for stage, kind in labels.known_deadlines(self.book)}
+        for (p, stage, kind), n in self.breaches.items():
+            if p in partitions:
+                values[(stage, kind, str(p))] = n
+        metrics.DEADLINES_BREACHED.set(values)
 
     def _set_timeliness(self, rows: list[asyncpg.Record]) -> None:
         counted: dict[tuple[str, ...], int] = defaultdict(int)

@@ -13,22 +13,29 @@ escalated, withdrawn, closed or learned from before the history knows it was rec
 - an id already in the history or already held is a duplicate when the body is the same, else a
   conflict (`invalid_data`, the first one is kept);
 - extension attributes must be scalars (CloudEvents 1.0), which bounds nesting to the payload's;
+- extension attribute numbers must be finite: `NaN`, `Infinity` and numbers past the float range
+  (`1e400`) are refused as `not_cloudevent`, on both validation paths;
 - event times must lie between years 1900 and 2999 (PostgreSQL and Python both represent them,
   and no public-service record predates that), and no text may contain a NUL character
-  (PostgreSQL text cannot hold it).
+  (PostgreSQL text cannot hold it);
+- a `source` of `casefeedback` or `casefeedback/...` (any case) is the project's own, which only
+  its services' derived events carry: an inbound event claiming it is valid in form but not
+  permitted, so it is dead-lettered `not_allowed` (not `invalid_data`, which says the form is wrong);
+- whatever goes wrong while judging one record refuses that record (`invalid_data`), never intake.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from schemas.canonical import canonical, canonical_float_free
-from schemas.registry import INBOUND_TYPES, OnePass, Rejection, parse_json, validate_object
+from schemas.registry import INBOUND_TYPES, OnePass, Rejection, check_source, parse_json, validate_object
 from schemas.times import event_time
 
 INBOUND_MODELS = {t: model for t, (model, _) in INBOUND_TYPES.items()}
@@ -104,6 +111,9 @@ def judge(value: bytes | None, max_bytes: int) -> Verdict:
     except (ValueError, TypeError, RecursionError, OverflowError) as exc:  # pydantic serialisation limits
         detail = f"event cannot be normalised ({type(exc).__name__}: {str(exc)[:200]}); nest less deeply"
         return Refused("invalid_data", detail, _label_of(obj))
+    except Exception as exc:  # a fault on one record's content refuses that record, never intake
+        detail = f"event could not be checked ({type(exc).__name__}: {str(exc)[:200]})"
+        return Refused("invalid_data", detail, _label_of(obj))
 
 
 def _check_extensions(obj: Any) -> bool:
@@ -120,7 +130,11 @@ def _check_extensions(obj: Any) -> bool:
         if not isinstance(value, str | int | float | bool | None):
             raise Rejection("not_cloudevent", f"extension attribute {str(name)[:50]!r} must be a string, "
                                               f"number or boolean, got {type(value).__name__}")
-        float_free = float_free and not isinstance(value, float)
+        if isinstance(value, float):
+            float_free = False
+            if not math.isfinite(value):
+                raise Rejection("not_cloudevent", f"extension attribute {str(name)[:50]!r} must be a finite "
+                                                  "number (not NaN, Infinity or beyond the float range)")
     return float_free
 
 
@@ -129,6 +143,7 @@ def _label_of(obj: Any) -> str:
 
 
 def _accept(body: dict[str, Any], float_free: bool = False) -> Accepted:
+    check_source(body["source"])
     time = event_time(body)
     if not EARLIEST <= time <= LATEST:
         raise Rejection("invalid_data", f"time: {body['time']} is outside the years 1900 to 2999")

@@ -27,7 +27,7 @@ from aiokafka.structs import ConsumerRecord
 from schemas.registry import INBOUND_TOPICS
 from services.common import eventstore
 from services.common.consumer import Apply
-from services.common.deadletter import deadletter_value, send_deadletters
+from services.common.deadletter import Headers, deadletter_value, send_deadletters
 from services.common.metrics import EVENT_DELAY, EVENTS
 from services.common.worker import Background, Worker
 from services.intake import domain, store
@@ -52,11 +52,11 @@ class Origin:
     key: bytes | None
     value: bytes | None
     record_time: datetime
+    headers: Headers | None = None  # None where only the hold's copy is left (it keeps no headers)
 
     @classmethod
     def of_record(cls, r: ConsumerRecord) -> Origin:
-        return cls(r.topic, r.partition, r.offset, r.key, r.value,
-                   datetime.fromtimestamp(max(0, r.timestamp) / 1000, UTC))
+        return cls(r.topic, r.partition, r.offset, r.key, r.value, record_time(r.timestamp), tuple(r.headers or ()))
 
     @classmethod
     def of_held(cls, h: HeldEvent) -> Origin:
@@ -64,7 +64,17 @@ class Origin:
 
     def letter(self, reason: str, detail: str) -> dict[str, Any]:
         """The dead letter for this record."""
-        return deadletter_value(reason, detail, self.topic, self.partition, self.offset, self.key, self.value)
+        return deadletter_value(reason, detail, self.topic, self.partition, self.offset, self.key, self.value,
+                                headers=self.headers)
+
+
+# The producer sets a record's timestamp: one past what datetime holds must not stop intake.
+LATEST_RECORD_MS = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp() * 1000)
+
+
+def record_time(timestamp_ms: int) -> datetime:
+    """A record's broker timestamp as a datetime, clamped to what datetime and PostgreSQL hold."""
+    return datetime.fromtimestamp(min(max(0, timestamp_ms), LATEST_RECORD_MS) / 1000, UTC)
 
 
 @dataclass
@@ -201,7 +211,7 @@ def _origin(source: Source) -> Origin:
 def _record_time_s(source: Source) -> float:
     if isinstance(source, HeldEvent):
         return source.record_time.timestamp()
-    return max(0, int(source.timestamp)) / 1000
+    return min(max(0, int(source.timestamp)), LATEST_RECORD_MS) / 1000
 
 
 def _expand(appends: list[Append | domain.Release], records: Sequence[ConsumerRecord], verdicts: list[Verdict],

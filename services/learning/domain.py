@@ -3,8 +3,9 @@
 Contract for `casefeedback replay` (same shape as `services.escalation.domain`): call
 `decide(state, body, book)` for every history event of a subject in seq order (state None at
 first); it fires the case's learning timers due by the event's `time`, then applies the event,
-and returns the new state, the derived bodies (deterministic ids) and a refusal (None here: learning
-never refuses; early events are held). `fire_due(state, until)` fires what is due. Recorded
+and returns the new state, the derived bodies (deterministic ids) and a refusal: only a closure
+dated where no calendar counts (`inconsistent`); early events are held, not refused. Live and replay
+call it through `timers.decide_safely`. `fire_due(state, until)` fires what is due. Recorded
 `deadline.warning` / `learning.stage.overdue` events of this service mark the firing as done.
 
 Rules (seed 004): every `complaint.closed` after the complaint was received or reopened
@@ -24,6 +25,7 @@ from typing import Any, NamedTuple, TypeAlias
 
 from schemas.times import event_time
 from services.deadlines import timers
+from services.deadlines.calendar import uncountable
 from services.deadlines.procedures import ProcedureBook
 from services.deadlines.timers import Deadline
 
@@ -122,6 +124,9 @@ def on_closed(state: CaseLearning, body: dict[str, Any], at: datetime, book: Pro
     """A closure (the first, or after a reopening) opens a learning stage with its deadline."""
     if state.closed or not state.procedure:
         return timers.Decision(state)
+    too_far = uncountable("complaint.closed", at.date())
+    if too_far:
+        return timers.Decision(state, refusal=too_far, reason="inconsistent")
     procedure = book.get(state.procedure)
     calendar = procedure.learning_calendar()
     due, warn_at = calendar.deadline_after(at, procedure.learning.days, procedure.warning_lead)
@@ -234,6 +239,8 @@ def decide(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook
     state, fired = fire_due(state, at)
     decision, done = _apply(state, body, at, book)
     assert decision.state is not None
+    if decision.refusal:
+        return timers.Decision(state, fired, decision.refusal, decision.reason)
     if not done:
         return timers.Decision(state._replace(held=(*state.held, body)), fired)
     if not decision.state.held:  # the common case: nothing waits for this event

@@ -1,10 +1,11 @@
 """Learning's worker: opens and tracks the learning stage after each closed complaint.
 
-It shares escalation's mechanism (`services.deadlines`): the same engine applies the history and
-fires the learning deadlines (warning, then `learning.stage.overdue`) exactly once, from event
-time, with the same live/replay rules. Learning events that arrive while no stage is open are held
-in the case's state; once the grace time (`CASEFEEDBACK_OUT_OF_ORDER_GRACE_S`) has passed by the
-wall clock they are dead-lettered as `out_of_order`.
+It shares escalation's mechanism (`services.deadlines`): the same engine applies the history,
+dead-letters what the domain refuses (as escalation does), and fires the learning deadlines (warning,
+then `learning.stage.overdue`) exactly once, from event time, with the same live/replay rules.
+Learning events that arrive while no stage is open are held in the case's state; once the grace
+time (`CASEFEEDBACK_OUT_OF_ORDER_GRACE_S`) has passed by the wall clock they are dead-lettered as
+`out_of_order`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import asyncpg
 from schemas.registry import TOPIC_EVENTS
 from services.common.deadletter import deadletter_value, send_deadletters
 from services.common.worker import Background, HistoryRecord
-from services.deadlines.engine import Tracker
+from services.deadlines.engine import Applied, Tracker
 from services.deadlines.labels import DEFAULT_SERVICE_AREAS, fold
 from services.deadlines.worker import TrackingWorker, _sleep
 from services.learning import adapters, domain, metrics
@@ -35,13 +36,10 @@ class LearningWorker(TrackingWorker):
 
     name = "learning"
 
-    def tracker(self) -> Tracker[CaseLearning]:
-        if not hasattr(self, "_tracker"):
-            self._tracker = adapters.tracker(self.book)
-        return self._tracker
+    def make_tracker(self) -> Tracker[CaseLearning]:
+        return adapters.tracker(self.book)
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[HistoryRecord]) -> None:
-        applied = await self.apply_cases(conn, events)
+    async def after_apply(self, conn: asyncpg.Connection, events: Sequence[HistoryRecord], applied: Applied) -> None:
         held = sorted({str(e.body["subject"]) for e in events if e.type in HOLD_TRIGGERS})
         if held:
             grace = timedelta(seconds=self.settings.out_of_order_grace_s)

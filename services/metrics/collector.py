@@ -2,6 +2,7 @@
 
 Windows are summed when Prometheus scrapes, so they slide with the clock even when no event
 arrives. Only partitions this worker owns are included, so `sum()` across workers is the total.
+Scrapes run in a thread (services/common/http.py): the collector reads one consistent `View`.
 """
 
 from __future__ import annotations
@@ -14,22 +15,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from services.metrics import domain as d
+from services.metrics import satisfaction as sat
 
 SAT_LABELS = ["survey", "question", "respondent_type", "window"]
 
 
 class Figures(Protocol):
-    """What the collector reads: the merged owned buckets, the survey definitions and who owns what."""
+    """What the collector reads: one consistent view, safe to take from a scrape thread."""
 
-    def owned_buckets(self) -> d.Buckets: ...
-
-    def owned_partitions(self) -> set[int]: ...
-
-    @property
-    def surveys(self) -> Mapping[str, d.Survey]: ...
-
-    @property
-    def sets(self) -> d.LabelSets: ...
+    def view(self) -> d.View: ...
 
 
 class MetricsCollector(Collector):
@@ -45,14 +39,15 @@ class MetricsCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Every family, computed now."""
-        buckets, today = self.figures.owned_buckets(), d.today_of(self.clock())
-        yield from self._counters(buckets)
-        yield from self._volumes(buckets, today)
-        yield from self._satisfaction(buckets, today)
-        yield from self._targets()
+        view, today = self.figures.view(), d.today_of(self.clock())
+        yield from self._counters(view)
+        yield from self._volumes(view, today)
+        yield from self._satisfaction(view, today)
+        yield from self._targets(view)
 
-    def _counters(self, buckets: d.Buckets) -> Iterator[Metric]:
-        areas: dict[tuple[str, ...], int] = {(a,): 0 for a in sorted(self.figures.sets.service_areas)}
+    def _counters(self, view: d.View) -> Iterator[Metric]:
+        buckets = view.buckets
+        areas: dict[tuple[str, ...], int] = {(a,): 0 for a in sorted(view.sets.service_areas)}
         yield _counter("casefeedback_compliments", "Compliments received, by service area", ["service_area"],
                        {**areas, **d.totals(buckets, d.COMPLIMENT)})
         yield _counter("casefeedback_complaint_outcomes", "Complaint responses, by stage and outcome",
@@ -64,8 +59,9 @@ class MetricsCollector(Collector):
         yield _counter("casefeedback_label_folded", "Label values outside their bounded set, folded into 'other'",
                        ["label"], {**{(label,): 0 for label in d.FOLDABLE}, **d.totals(buckets, d.FOLDED)})
 
-    def _volumes(self, buckets: d.Buckets, today: int) -> Iterator[Metric]:
-        areas: dict[tuple[str, ...], int] = {(a, w): 0 for a in sorted(self.figures.sets.service_areas)
+    def _volumes(self, view: d.View, today: int) -> Iterator[Metric]:
+        buckets = view.buckets
+        areas: dict[tuple[str, ...], int] = {(a, w): 0 for a in sorted(view.sets.service_areas)
                                              for w in d.WINDOWS}
         yield _gauge("casefeedback_compliments_received", "Compliments dated in the window, by service area",
                      ["service_area", "window"], {**areas, **_by_window(buckets, d.COMPLIMENT, today, (0,))})
@@ -76,30 +72,26 @@ class MetricsCollector(Collector):
         yield _gauge("casefeedback_survey_responses_received", "Survey responses dated in the window",
                      ["respondent_type", "window"], _by_window(buckets, d.RESPONSE, today, (0,)))
 
-    def _satisfaction(self, buckets: d.Buckets, today: int) -> Iterator[Metric]:
-        sat = d.satisfaction(buckets, self.figures.surveys, today)
-        yield _gauge("casefeedback_satisfaction_responses", "Answers in the window", SAT_LABELS, sat.responses)
-        yield _gauge("casefeedback_satisfaction_positive", "Positive answers in the window", SAT_LABELS, sat.positive)
-        ratios = {k: r for k, n in sat.responses.items() if (r := d.ratio(sat.positive[k], n)) is not None}
+    def _satisfaction(self, view: d.View, today: int) -> Iterator[Metric]:
+        got = sat.satisfaction(view.buckets, view.surveys, view.sets, today)
+        yield _gauge("casefeedback_satisfaction_responses", "Answers in the window", SAT_LABELS, got.responses)
+        yield _gauge("casefeedback_satisfaction_positive", "Positive answers in the window", SAT_LABELS, got.positive)
+        ratios = {k: r for k, n in got.responses.items() if (r := d.ratio(got.positive[k], n)) is not None}
         yield _gauge("casefeedback_satisfaction_ratio",
                      "Share of answers in the window that are positive (this worker's partitions; "
                      "across workers use sum(positive)/sum(responses))", SAT_LABELS, ratios)
         yield _gauge("casefeedback_satisfaction_unmatched_answers",
                      "Answers in the window to surveys or questions not (yet) defined", ["window"],
-                     {(w,): sat.unmatched.get(w, 0) for w in d.WINDOWS})
+                     {(w,): got.unmatched.get(w, 0) for w in d.WINDOWS})
+        yield _gauge("casefeedback_satisfaction_folded_answers",
+                     "Answers in the window to defined questions beyond the series caps, exported as "
+                     "survey and question 'other'", ["window"], {(w,): got.folded.get(w, 0) for w in d.WINDOWS})
+        yield _gauge("casefeedback_satisfaction_folded_questions",
+                     "Defined survey questions beyond the series caps (CASEFEEDBACK_MAX_SATISFACTION_SERIES, "
+                     "CASEFEEDBACK_MAX_SURVEY_QUESTIONS)", [], {(): got.folded_questions})
 
-    def _targets(self) -> Iterator[Metric]:
-        owned, surveys = self.figures.owned_partitions(), self.figures.surveys
-        labels = d.exported_surveys(surveys)
-        targets: dict[tuple[str, ...], float] = {}
-        benchmarks: dict[tuple[str, ...], float] = {}
-        for survey in (s for s in surveys.values() if s.partition in owned and labels[s.survey_id] != d.OTHER):
-            for qid, q in survey.questions.items():
-                question = d.question_label(survey, qid)
-                if q.target is not None:
-                    targets[(survey.survey_id, question)] = q.target
-                if q.benchmark is not None:
-                    benchmarks[(survey.survey_id, question, q.benchmark[0])] = q.benchmark[1]
+    def _targets(self, view: d.View) -> Iterator[Metric]:
+        targets, benchmarks = sat.targets(view)
         yield _gauge("casefeedback_satisfaction_target_ratio", "Target share of positive answers",
                      ["survey", "question"], targets)
         yield _gauge("casefeedback_satisfaction_benchmark_ratio", "Benchmark share of positive answers (e.g. national)",

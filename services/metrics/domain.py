@@ -12,15 +12,18 @@ by the date a thing happened):
   which answers are positive comes from the survey's definition at the time figures are read, so a
   definition arriving after its responses (on another partition) still classifies them.
 - Label values come only from bounded sets; anything else is folded into `other` and counted.
+- Counting one event either succeeds or raises BadEvent: whatever else goes wrong is turned into
+  BadEvent, so the live worker and replay refuse exactly the same events.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+import functools
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from schemas.times import parse_time
 
@@ -38,8 +41,10 @@ ANSWERS = frozenset({"yes", "no", *(str(n) for n in range(0, 11))})
 FOLDABLE = ("outcome", "respondent_type", "service_area", "stage")  # labels whose values are folded
 ARCHIVE_DAY = 0  # all counts older than KEEP_DAYS, per series: in every all-time total, in no window
 KEEP_DAYS = 400  # the longest window (365 days) and a margin
-MAX_SURVEYS = 50
-MAX_QUESTIONS = 50
+# Satisfaction series (responses, positive, ratio over every window) a worker exports at most, and how many
+# questions of one survey may have their own label; see services/metrics/README.md for the arithmetic.
+DEFAULT_MAX_SERIES = 4000
+DEFAULT_MAX_QUESTIONS = 20
 
 # Bucket kinds (the `metric` column) and what their label tuples hold.
 COMPLIMENT = "compliment"  # (service_area,)
@@ -57,6 +62,25 @@ class BadEvent(ValueError):
     """A history event that cannot be counted; the message says what is missing."""
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _refusing(step: Callable[P, R]) -> Callable[P, R]:
+    """The step, raising BadEvent for whatever goes wrong in it (one bad event never stops the service)."""
+
+    @functools.wraps(step)
+    def refusing(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return step(*args, **kwargs)
+        except BadEvent:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure on one event refuses that event
+            raise BadEvent(f"cannot count it: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+    return refusing
+
+
 @dataclass(frozen=True)
 class LabelSets:
     """The bounded sets label values are taken from."""
@@ -64,12 +88,19 @@ class LabelSets:
     service_areas: frozenset[str] = frozenset(DEFAULT_SERVICE_AREAS)
     respondent_types: frozenset[str] = frozenset(DEFAULT_RESPONDENT_TYPES)
     stages: frozenset[str] = frozenset(DEFAULT_STAGES)
+    max_series: int = DEFAULT_MAX_SERIES
+    max_questions: int = DEFAULT_MAX_QUESTIONS
 
     @classmethod
     def with_areas(cls, areas: Iterable[str]) -> LabelSets:
         """The default sets, with configured service areas where any are given."""
         chosen = frozenset(areas)
         return cls(service_areas=chosen) if chosen else cls()
+
+    @classmethod
+    def configured(cls, areas: Iterable[str], max_series: int, max_questions: int) -> LabelSets:
+        """The sets of `with_areas`, with the satisfaction caps given."""
+        return replace(cls.with_areas(areas), max_series=max_series, max_questions=max_questions)
 
 
 class Fact(NamedTuple):
@@ -180,6 +211,7 @@ COUNTERS = {
 }
 
 
+@_refusing
 def facts_of(event: Mapping[str, Any], sets: LabelSets) -> list[Fact]:
     """The counts one history event contributes (none for types this service does not count)."""
     count = COUNTERS.get(str(event.get("type")))
@@ -188,12 +220,25 @@ def facts_of(event: Mapping[str, Any], sets: LabelSets) -> list[Fact]:
     return count(event, day_of(str(event.get("time"))), sets)
 
 
+@_refusing
 def survey_of(event: Mapping[str, Any], partition: int, seq: int) -> Survey:
     """The definition a `survey.defined` event carries."""
-    questions = _data(event).get("questions")
+    data = _data(event)
+    questions = data.get("questions")
     if not isinstance(questions, list):
         raise BadEvent("survey.defined: questions must be a list")
+    _storable(data)
     return Survey(str(event.get("subject")), partition, seq, dict(_question(q) for q in questions))
+
+
+def _storable(data: Mapping[str, Any]) -> None:
+    """Definitions are stored as PostgreSQL jsonb, which holds no NaN, Infinity or NUL character: refuse those."""
+    try:
+        text = json.dumps(data, allow_nan=False)
+    except ValueError:
+        raise BadEvent("survey.defined: data must be plain JSON (no NaN or Infinity)") from None
+    if "\\u0000" in text:
+        raise BadEvent("survey.defined: data must not hold a NUL character")
 
 
 def _question(raw: Any) -> tuple[str, Question]:
@@ -204,6 +249,20 @@ def _question(raw: Any) -> tuple[str, Question]:
     target = raw.get("target")
     positive = frozenset(normalise_answer(a) for a in raw.get("positive") or ())
     return raw["question_id"], Question(positive, float(target) if target is not None else None, benchmark)
+
+
+class Counted(NamedTuple):
+    """What one history event counts for: facts, or (for `survey.defined`) the definition it carries."""
+
+    facts: list[Fact]
+    survey: Survey | None
+
+
+def count(event: Mapping[str, Any], partition: int, seq: int, sets: LabelSets) -> Counted:
+    """What one history event counts for, live and in replay alike; raises BadEvent and nothing else."""
+    if isinstance(event, (dict, Mapping)) and event.get("type") == "survey.defined":  # dict first: fast
+        return Counted([], survey_of(event, partition, seq))
+    return Counted(facts_of(event, sets), None)
 
 
 def add_facts(buckets: Buckets, facts: Iterable[Fact]) -> None:
@@ -259,49 +318,6 @@ def add_into(buckets: Buckets, delta: Buckets) -> None:
             into[day] = into.get(day, 0) + n
 
 
-def exported_surveys(surveys: Mapping[str, Survey]) -> dict[str, str]:
-    """Survey id -> its label value: the first MAX_SURVEYS defined keep their id, later ones fold to `other`."""
-    ordered = sorted(surveys.values(), key=lambda s: s.seq)
-    return {s.survey_id: (s.survey_id if i < MAX_SURVEYS else OTHER) for i, s in enumerate(ordered)}
-
-
-def question_label(survey: Survey, question_id: str) -> str:
-    """A question's label value: its id for the first MAX_QUESTIONS questions, else `other`."""
-    ids = list(survey.questions)
-    return question_id if question_id in ids[:MAX_QUESTIONS] else OTHER
-
-
-SatKey = tuple[str, str, str, str]  # survey, question, respondent_type, window
-
-
-@dataclass
-class Satisfaction:
-    """Answers and positive answers per (survey, question, respondent type, window), and unmatched answers."""
-
-    responses: dict[SatKey, int] = field(default_factory=lambda: defaultdict(int))
-    positive: dict[SatKey, int] = field(default_factory=lambda: defaultdict(int))
-    unmatched: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-
-def satisfaction(buckets: Buckets, surveys: Mapping[str, Survey], today: int) -> Satisfaction:
-    """Satisfaction counts at `today`; answers to undefined surveys or questions count as unmatched."""
-    out, labels = Satisfaction(), exported_surveys(surveys)
-    for (_kind, (survey_id, qid, rtype, answer)), days in ((k, d) for k, d in buckets.items() if k[0] == ANSWER):
-        survey = surveys.get(survey_id)
-        question = survey.questions.get(qid) if survey else None
-        for window, length in WINDOWS.items():
-            n = window_sum(days, today, length)
-            if not n:
-                continue
-            if survey is None or question is None:
-                out.unmatched[window] += n
-                continue
-            key = (labels[survey_id], question_label(survey, qid), rtype, window)
-            out.responses[key] += n
-            out.positive[key] += n if answer in question.positive else 0
-    return out
-
-
 def ratio(positive: int, responses: int) -> float | None:
     """Share of positive answers, or None where there are none to stand on."""
     return positive / responses if responses else None
@@ -310,6 +326,15 @@ def ratio(positive: int, responses: int) -> float | None:
 def date_of(day: int) -> date:
     """The date of a day ordinal."""
     return date.fromordinal(day)
+
+
+class View(NamedTuple):
+    """What a scrape reads, consistent and not changed while it is read."""
+
+    buckets: Buckets  # the owned partitions' buckets summed
+    partitions: frozenset[int]
+    surveys: Mapping[str, Survey]
+    sets: LabelSets
 
 
 @dataclass
@@ -328,6 +353,10 @@ class Snapshot:
         """The partitions these figures cover."""
         return set(self.buckets)
 
+    def view(self) -> View:
+        """These figures as a scrape reads them."""
+        return View(self.owned_buckets(), frozenset(self.buckets), self.surveys, self.sets)
+
 
 def keep_survey(surveys: dict[str, Survey], survey: Survey) -> None:
     """Store a definition unless a later one of the same survey is there."""
@@ -337,14 +366,14 @@ def keep_survey(surveys: dict[str, Survey], survey: Survey) -> None:
 
 
 def replay(history: Iterable[tuple[int, int, Mapping[str, Any]]], sets: LabelSets) -> Snapshot:
-    """Recompute every figure from (partition, seq, body) of the history; bad events are skipped."""
+    """Recompute every figure from (partition, seq, body) of the history; refused events are skipped."""
     snap = Snapshot(sets=sets)
     for partition, seq, body in history:
         try:
-            if body.get("type") == "survey.defined":
-                keep_survey(snap.surveys, survey_of(body, partition, seq))
-            else:
-                add_facts(snap.buckets.setdefault(partition, {}), facts_of(body, sets))
-        except (BadEvent, KeyError, TypeError, ValueError):
+            counted = count(body, partition, seq, sets)
+        except BadEvent:
             continue
+        if counted.survey is not None:
+            keep_survey(snap.surveys, counted.survey)
+        add_facts(snap.buckets.setdefault(partition, {}), counted.facts)
     return snap

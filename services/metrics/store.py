@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import asyncpg
 
-from services.metrics.domain import Buckets, Survey, survey_of
+from services.metrics.domain import BadEvent, Buckets, Survey, survey_of
+
+log = logging.getLogger(__name__)
 
 
 async def add(conn: asyncpg.Connection, group: str, partition_deltas: Mapping[int, Buckets]) -> None:
@@ -51,10 +54,15 @@ async def save_survey(conn: asyncpg.Connection, survey_id: str, partition: int, 
 
 
 async def surveys(conn: asyncpg.Connection) -> dict[str, Survey]:
-    """Every stored survey definition."""
-    rows = await conn.fetch("SELECT survey_id, partition, seq, definition FROM metrics_surveys")
-    return {r["survey_id"]: survey_of({"subject": r["survey_id"], "data": json.loads(r["definition"])},
-                                      r["partition"], int(r["seq"])) for r in rows}
+    """Every stored survey definition the domain can read (a row it refuses is logged and left out)."""
+    out: dict[str, Survey] = {}
+    for r in await conn.fetch("SELECT survey_id, partition, seq, definition FROM metrics_surveys"):
+        try:
+            out[r["survey_id"]] = survey_of({"subject": r["survey_id"], "data": json.loads(r["definition"])},
+                                            r["partition"], int(r["seq"]))
+        except BadEvent as exc:
+            log.warning("metrics_surveys row %s left out: %s", r["survey_id"], exc)
+    return out
 
 
 async def compact(conn: asyncpg.Connection, group: str, partition: int, cutoff: int) -> None:

@@ -2,8 +2,9 @@
 
 Per partition of `casefeedback.events` the counts live in `metrics_buckets`, written in the same
 transaction as the group's position, so a restart rebuilds the same figures without double
-counting. The worker mirrors the buckets of the partitions it owns in memory; the collector sums
-them at scrape time for `now`.
+counting. The worker mirrors the buckets of the partitions it owns in memory (`LiveFigures`); the
+collector sums them at scrape time for `now`, in a scrape thread. An event the domain refuses,
+whatever went wrong with it, becomes a dead letter and the batch flows on.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from services.common.worker import Background, HistoryRecord, HistoryWorker
 from services.metrics import domain as d
 from services.metrics import store
 from services.metrics.collector import MetricsCollector
+from services.metrics.figures import LiveFigures
 
 log = logging.getLogger(__name__)
 SURVEY_REFRESH_S = 1.0
-Refused = (d.BadEvent, KeyError, TypeError, ValueError)
 
 
 def _utc_now() -> datetime:
@@ -48,25 +49,18 @@ class MetricsWorker(HistoryWorker):
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer):
         super().__init__(settings, pool, producer)
-        self.sets = d.LabelSets.with_areas(settings.service_areas)
-        self.buckets: dict[int, d.Buckets] = {}
-        self.surveys: dict[str, d.Survey] = {}
+        self.sets = d.LabelSets.configured(settings.service_areas, settings.max_satisfaction_series,
+                                           settings.max_survey_questions)
+        self.figures = LiveFigures(self.sets)
         self.clock: Callable[[], datetime] = _utc_now
-        self.collector = MetricsCollector(self, lambda: self.clock())
+        self.collector = MetricsCollector(self.figures, lambda: self.clock())
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
         self._pending: tuple[dict[int, d.Buckets], list[d.Survey]] | None = None
-        self._merged: d.Buckets | None = None
-
-    def owned_buckets(self) -> d.Buckets:
-        """The owned partitions' buckets summed (cached until the next change)."""
-        if self._merged is None:
-            self._merged = d.merge(self.buckets.values())
-        return self._merged
 
     def owned_partitions(self) -> set[int]:
         """Partitions of casefeedback.events this worker owns now."""
-        return set(self.buckets)
+        return set(self.figures.partitions)
 
     async def setup(self) -> None:
         await self._refresh_surveys()
@@ -81,19 +75,16 @@ class MetricsWorker(HistoryWorker):
         await super().on_assigned(partitions)
         mine = [tp.partition for tp in partitions if tp.topic == TOPIC_EVENTS]
         async with self.pool.acquire() as conn:
-            self.buckets.update(await store.load(conn, self.group, mine))
-        self._merged = None
+            self.figures.load(await store.load(conn, self.group, mine))
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
-        for tp in partitions:
-            self.buckets.pop(tp.partition, None)
-        self._merged = None
+        self.figures.drop(tp.partition for tp in partitions if tp.topic == TOPIC_EVENTS)
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         self._pending = None
         await super().handle(records)
         if self._pending is not None:
-            self._adopt(*self._pending)
+            self.figures.adopt(*self._pending)
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[HistoryRecord]) -> None:
         """Count the events into per-partition deltas and store them with the position."""
@@ -102,33 +93,22 @@ class MetricsWorker(HistoryWorker):
         letters: list[dict[str, Any]] = []
         for event in events:
             try:
-                if event.type == "survey.defined":
-                    defined.append(await self._define(conn, event))
-                else:
-                    d.add_facts(deltas.setdefault(event.partition, {}), d.facts_of(event.body, self.sets))
-            except Refused as exc:
+                counted = d.count(event.body, event.partition, event.seq, self.sets)
+            except Exception as exc:  # noqa: BLE001 - the domain step refuses this one event, never the service
                 letters.append(_letter(event, exc))
+                continue
+            if counted.survey is not None:
+                await store.save_survey(conn, counted.survey.survey_id, event.partition, event.seq,
+                                        event.body["data"])
+                defined.append(counted.survey)
+            d.add_facts(deltas.setdefault(event.partition, {}), counted.facts)
         await store.add(conn, self.group, deltas)
         await send_deadletters(self.producer, letters)
         self._pending = (deltas, defined)
 
-    async def _define(self, conn: asyncpg.Connection, event: HistoryRecord) -> d.Survey:
-        survey = d.survey_of(event.body, event.partition, event.seq)
-        await store.save_survey(conn, survey.survey_id, event.partition, event.seq, event.body["data"])
-        return survey
-
-    def _adopt(self, deltas: Mapping[int, d.Buckets], defined: list[d.Survey]) -> None:
-        for partition, delta in deltas.items():
-            if partition in self.buckets:  # revoked meanwhile: its new owner loads it from the database
-                d.add_into(self.buckets[partition], delta)
-        for survey in defined:
-            d.keep_survey(self.surveys, survey)
-        self._merged = None
-
     async def _refresh_surveys(self) -> None:
         async with self.pool.acquire() as conn:
-            for survey in (await store.surveys(conn)).values():
-                d.keep_survey(self.surveys, survey)
+            self.figures.keep_surveys((await store.surveys(conn)).values())
 
     async def _follow_surveys(self, stop: asyncio.Event) -> None:
         """Pick up definitions other workers stored; leave the registries when stopping."""
@@ -146,12 +126,10 @@ class MetricsWorker(HistoryWorker):
     async def compact(self) -> None:
         """Fold days older than the longest window into one archive count per series, owned partitions only."""
         today = d.today_of(self.clock())
-        for partition in sorted(self.buckets):
+        for partition in sorted(self.figures.partitions):
             async with self.pool.acquire() as conn, conn.transaction():
                 await store.compact(conn, self.group, partition, d.compact_cutoff(today))
-            if partition in self.buckets:
-                d.compact(self.buckets[partition], today)
-        self._merged = None
+            self.figures.compact(partition, today)
 
     async def _compact_on_schedule(self, stop: asyncio.Event) -> None:
         """Compact every `compact_every_s` while running, so the tables stay bounded."""
@@ -162,11 +140,13 @@ class MetricsWorker(HistoryWorker):
                 await self.compact()
 
     def health(self) -> dict[str, Any]:
-        return {"surveys_defined": len(self.surveys), "partitions_owned": len(self.buckets)}
+        return {"surveys_defined": len(self.figures.surveys), "partitions_owned": len(self.figures.partitions)}
 
 
 def _letter(event: HistoryRecord, exc: Exception) -> dict[str, Any]:
-    detail = f"metrics cannot count history seq {event.seq} ({event.body.get('type')}): {exc}"
-    key = event.body.get("subject")
+    body: Mapping[str, Any] = event.body if isinstance(event.body, Mapping) else {}
+    detail = f"metrics cannot count history seq {event.seq} ({body.get('type')}): {exc}"
+    key = body.get("subject")
     return deadletter_value("invalid_data", detail, TOPIC_EVENTS, event.partition, None,
-                            key.encode() if isinstance(key, str) else None, json.dumps(event.body).encode())
+                            key.encode() if isinstance(key, str) else None,
+                            json.dumps(event.body, default=repr).encode())

@@ -60,7 +60,7 @@ def test_replay_proves_the_live_state_after_traffic_and_names_the_case_of_an_edi
         counts = [line for line in replayed.stdout.splitlines() if line.startswith("  ")]
         assert counts == [line for line in parallel.stdout.splitlines() if line.startswith("  ")]
 
-        case = asyncio.run(_edit_an_outcome(up.run_info["database_url"]))
+        case = asyncio.run(_edit_an_outcome(up.run_info["migration_database_url"]))  # the owner: services may not
         tampered = up.cli("replay")
         assert tampered.returncode == 1, tampered.stdout
         assert f"first differing case: {case}" in tampered.stdout

@@ -23,8 +23,8 @@ from services.cli import history as history_cli
 from services.cli import replay as replay_cli
 from services.cli import report as report_cli
 from services.common import db, eventstore
-from services.common.embedded import EmbeddedPostgres
-from services.common.eventstore import NewEvent, canonical, chain_hash
+from services.common.embedded import PG_OWNER, EmbeddedPostgres
+from services.common.eventstore import NewEvent, canonical
 from services.common.settings import Settings
 from services.deadlines.procedures import load_book
 from services.escalation import domain as escalation
@@ -151,9 +151,10 @@ def test_history_of_an_unknown_subject_says_so_and_exits_1(
 def own_db() -> Iterator[str]:
     """A separate embedded PostgreSQL with the migrations applied, for tests that edit the history."""
     server = EmbeddedPostgres().start()
-    try:
-        asyncio.run(db.migrate(server.url))
-        yield server.url
+    try:  # the schema's owner: these tests switch the history's triggers off, which the services' role may not
+        owner = server.url_for(PG_OWNER)
+        asyncio.run(db.migrate(owner))
+        yield owner
     finally:
         server.stop()
 
@@ -161,7 +162,9 @@ def own_db() -> Iterator[str]:
 async def _fresh_history(url: str, inbound: list[dict[str, Any]]) -> None:
     conn = await asyncpg.connect(url)
     try:
+        await conn.execute("ALTER TABLE events DISABLE TRIGGER events_no_truncate")  # the owner may, the services not
         await conn.execute("TRUNCATE events")
+        await conn.execute("ALTER TABLE events ENABLE TRIGGER events_no_truncate")
         await conn.execute("UPDATE chain_head SET seq = 0, hash = $1", bytes(32))
         await record_as_live(conn, inbound)
     finally:
@@ -196,7 +199,7 @@ def _replay_cli(url: str, capsys: pytest.CaptureFixture[str], settings: Settings
                 until: datetime | None = FAR_FUTURE, workers: int = 1) -> tuple[int, str]:
     """Replay through the command (history only: no services ran on this database, so no live state)."""
     own = replace(settings, database_url=url)
-    code = replay_cli.run(argparse.Namespace(until=until, batch=4, workers=workers), own)
+    code = replay_cli.run(argparse.Namespace(until=until, batch=4, workers=workers, expect_head=None), own)
     return code, capsys.readouterr().out
 
 
@@ -288,10 +291,12 @@ async def test_a_parallel_replay_whose_shard_fails_stops_with_an_error_not_a_han
 async def _rewrite_chain_from(conn: asyncpg.Connection, seq: int) -> None:
     """What a careful forger does after an edit: recompute every digest and hash from `seq` on."""
     prev = bytes(await conn.fetchval("SELECT prev_hash FROM events WHERE seq = $1", seq))
+    full_from = await eventstore.full_link_from(conn)
     await conn.execute("ALTER TABLE events DISABLE TRIGGER events_no_update")
-    for r in await conn.fetch("SELECT seq, id, body::text AS body, raw FROM events WHERE seq >= $1 ORDER BY seq", seq):
+    for r in await conn.fetch(f"SELECT {eventstore.LINK_COLUMNS} FROM events WHERE seq >= $1 ORDER BY seq", seq):
         d = hashlib.sha256(r["body"].encode()).digest()  # the system digests the stored text
-        h = chain_hash(prev, r["seq"], r["id"], d, bytes(r["raw"]) if r["raw"] is not None else None)
+        h = eventstore.link_hash(prev, d, r["raw"], full_from, r["seq"], r["id"], r["subject"], r["version"],
+                                 r["type"], r["source"], r["time"], r["recorded_at"])
         await conn.execute("UPDATE events SET digest = $2, prev_hash = $3, hash = $4 WHERE seq = $1",
                            r["seq"], d, prev, h)
         prev = h

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -115,3 +116,73 @@ async def test_replaying_each_case_history_through_the_domain_gives_the_live_sta
             assert state == live[case]
             recorded = {e.id for e in history if e.body["source"] == SOURCE}
             assert {e["id"] for e in rederived} == recorded
+
+
+async def test_a_tick_never_breaches_ahead_of_an_act_committed_while_it_decides(pool: asyncpg.Pool) -> None:
+    # The attack: an intake transaction has appended a response (holding the history's chain lock) but not
+    # committed when the tick looks for unapplied history. A tick that looked before taking the chain lock
+    # breached, and its breach landed after the response in the history: a false statutory breach.
+    case = unique("commit-race")
+    await _accept_and_apply(pool, [received(case, "2026-03-02T09:15:00+00:00")])
+    responded = cloudevent("complaint.responded", case, "2026-03-04T10:00:00+00:00",
+                           {"stage": "stage1", "outcome": "upheld"})
+    async with pool.acquire() as intake, intake.transaction():
+        await eventstore.append(intake, [eventstore.NewEvent(responded, b"{}")])
+        ticking = asyncio.ensure_future(_tick(pool))
+        await asyncio.sleep(0.5)  # the tick has found the due case and is deciding
+    await ticking
+    await _tick_until_idle(pool)
+    assert [e["type"] for e in await derived(pool, case, SOURCE)] == ["deadline.scheduled"]
+
+
+async def test_an_extension_to_year_one_is_refused_and_later_complaints_still_get_deadlines(
+        pool: asyncpg.Pool) -> None:
+    # The attack: a schema-valid extension whose date no calendar can count back from crashed the batch
+    # (an uncaught OverflowError), so the service crash-looped on it and no later complaint got deadlines.
+    case, later = unique("year-one"), unique("year-one")
+    await _accept_and_apply(pool, [received(case, "2026-03-02T09:15:00+00:00")])
+    async with pool.acquire() as conn:
+        before = (await adapters.load_live_state(conn))[case]
+    attack = cloudevent("complaint.extension_agreed", case, "2026-03-04T10:00:00+00:00",
+                        {"stage": "stage1", "new_due": "0001-01-01", "reason": "x"})
+    applied = await _accept_and_apply(pool, [attack, received(later, "2026-03-02T09:15:00+00:00")])
+    assert [(e.body["subject"], reason) for e, reason, _ in applied.refusals] == [(case, "inconsistent")]
+    assert [e["type"] for e in await derived(pool, later, SOURCE)] == ["deadline.scheduled"]
+    async with pool.acquire() as conn:
+        assert (await adapters.load_live_state(conn))[case] == before
+
+
+async def test_a_case_whose_firing_raises_is_left_and_the_tick_fires_the_others(pool: asyncpg.Pool) -> None:
+    broken, fine = unique("fire-raises"), unique("fire-raises")
+    failed: list[str] = []
+
+    def fire_due(state: domain.CaseState, until: datetime) -> tuple[domain.CaseState, list[dict[str, Any]]]:
+        if state.subject == broken:
+            raise RuntimeError("a bug in firing")
+        return domain.fire_due(state, until)
+
+    tracker = engine.guard_firing(replace(TRACKER, fire_due=fire_due), lambda s, e: failed.append(s.subject))
+    await _accept_and_apply(pool, [received(broken, "2026-03-02T09:15:00+00:00"),
+                                   received(fine, "2026-03-02T09:15:00+00:00")])
+    async with pool.acquire() as conn:
+        before = (await adapters.load_live_state(conn))[broken]
+        await engine.tick(tracker, conn, [PARTITION], datetime.now(UTC))
+        assert (await adapters.load_live_state(conn))[broken] == before
+    assert broken in failed
+    assert [e["type"] for e in await derived(pool, fine, SOURCE)] == [
+        "deadline.scheduled", "deadline.warning", "deadline.breached"]
+    assert [e["type"] for e in await derived(pool, broken, SOURCE)] == ["deadline.scheduled"]
+
+
+async def test_a_tick_waits_for_a_case_to_be_quiet_for_the_grace_before_breaching(pool: asyncpg.Pool) -> None:
+    # Backdated acts arrive a little apart: a response dated in time may be recorded seconds after the
+    # complaint. Within the grace after the case's latest recorded event, nothing is warned or breached.
+    case = unique("grace")
+    await _accept_and_apply(pool, [received(case, "2026-03-02T09:15:00+00:00")])
+    async with pool.acquire() as conn:
+        quiet = await engine.tick(TRACKER, conn, [PARTITION], datetime.now(UTC), grace=timedelta(seconds=60))
+    assert quiet.stored == [] and [e["type"] for e in await derived(pool, case, SOURCE)] == ["deadline.scheduled"]
+    await _accept_and_apply(pool, [cloudevent("complaint.responded", case, "2026-03-04T10:00:00+00:00",
+                                              {"stage": "stage1", "outcome": "upheld"})])
+    await _tick_until_idle(pool)
+    assert [e["type"] for e in await derived(pool, case, SOURCE)] == ["deadline.scheduled", "deadline.met"]

@@ -175,6 +175,9 @@ async def test_metrics_count_open_overdue_breached_and_timeliness_for_owned_part
     from prometheus_client import REGISTRY
 
     def value(name: str, **labels: str) -> float:
+        if name == "casefeedback_deadlines_breached_total":  # one series per partition: their sum
+            return sum(s.value for m in REGISTRY.collect() for s in m.samples if s.name == name
+                       and labels.items() <= s.labels.items())
         return REGISTRY.get_sample_value(name, labels) or 0.0
 
     opened = dict(stage="stage2", service_area="criminal_justice")
@@ -246,3 +249,17 @@ async def _assert_no_more(pool: asyncpg.Pool, case: str, count: int) -> None:
     await asyncio.sleep(1.0)  # several ticks
     assert len(await derived(pool, case, SOURCE)) == count
 
+
+
+async def test_an_extension_to_year_one_is_dead_lettered_inconsistent_and_later_cases_flow(
+        worker: Runtime, pool: asyncpg.Pool, settings: Settings) -> None:
+    # The attack: one schema-valid extension crashed the worker on every restart (OverflowError).
+    case, later = unique("year-one"), unique("year-one")
+    attack = cloudevent("complaint.extension_agreed", case, "2026-03-03T10:00:00+00:00",
+                        {"stage": "stage1", "new_due": "0001-01-01", "reason": "x"})
+    await accept(pool, [received(case, MARCH), attack, received(later, MARCH)])
+    await wait_derived(pool, later, SOURCE, 3)
+    letters = await read_topic(settings, TOPIC_DEADLETTER, lambda rs: any(r.key == case.encode() for r in rs))
+    letter = next(b for b in bodies(letters) if b["key"] == case)
+    assert letter["reason"] == "inconsistent" and json.loads(letter["value"])["id"] == attack["id"]
+    assert letter["detail"] == "escalation: extension to 0001-01-01 is before stage stage1 started on 2026-03-02"

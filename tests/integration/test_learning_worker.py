@@ -149,3 +149,20 @@ async def test_metrics_stages_open_overdue_actions_and_themes(settings: Settings
             return [n - b for n, b in zip(now, before, strict=True)] == [2, 1, 1, 2]
 
         await wait_for(moved, 15)
+
+
+async def test_a_refused_event_is_dead_lettered_by_learning_as_escalation_does(
+        settings: Settings, pool: asyncpg.Pool) -> None:
+    # The attack: learning dropped the engine's refusals on the floor; a refused event left no trace.
+    case = unique("learn-refused")
+    broken = cloudevent("learning.action.added", case, "2026-04-02T10:00:00+01:00", {"action_id": "a1"})
+    async with running(LearningWorker, settings, tick_interval_s=0.1):
+        await accept(pool, [received(case, "2026-03-02T09:15:00+00:00"), _closed(case), broken,
+                            _action(case, "a2", "local")])
+        letters = await read_topic(settings, TOPIC_DEADLETTER, lambda rs: any(r.key == case.encode() for r in rs))
+    letter = next(b for b in bodies(letters) if b["key"] == case)
+    assert letter["reason"] == "invalid_data" and json.loads(letter["value"])["id"] == broken["id"]
+    assert letter["detail"].startswith("learning: learning.action.added cannot be applied: KeyError")
+    async with pool.acquire() as conn:
+        state = json.loads(await conn.fetchval("SELECT state::text FROM learning_cases WHERE subject = $1", case))
+    assert state["stages"][0]["actions"] == [["a2", "local", False]]  # the rest of the case flowed on

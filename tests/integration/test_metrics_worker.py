@@ -184,6 +184,25 @@ async def test_an_uncountable_history_event_becomes_a_dead_letter(settings: Sett
     assert letter["reason"] == "invalid_data" and "answers (object)" in letter["detail"]
 
 
+async def test_any_failure_counting_one_event_dead_letters_it_and_the_rest_flows_on(
+        settings: Settings, pool: asyncpg.Pool) -> None:
+    subject = unique("survey")
+    overflowing = cloudevent("survey.defined", subject, NOW.isoformat(), {"title": "t", "questions": [
+        {"question_id": "q1", "text": "x", "scale": "likert5", "positive": ["5"],
+         "benchmark": {"label": "Scotland", "value": 10**400}}]})  # no float holds it
+    after = cloudevent("compliment.received", unique("cmp"), NOW.isoformat(),
+                       {"service_area": "housing", "channel": "web", "about": "staff"})
+    async with running(own_group(), settings) as runtime:
+        await append(pool, [overflowing, after])
+        letters = await read_topic(settings, TOPIC_DEADLETTER,
+                                   lambda rs: any(r.key == subject.encode() for r in rs))
+        figures = await until_equal(pool)
+        assert runtime.loop is not None and runtime.loop.consuming
+    letter = next(json.loads(r.value) for r in letters if r.key == subject.encode())
+    assert letter["reason"] == "invalid_data" and "OverflowError" in letter["detail"]
+    assert figures[("casefeedback_compliments_total", (("service_area", "housing"),))] >= 1
+
+
 async def test_compaction_folds_old_days_without_changing_any_figure(settings: Settings, pool: asyncpg.Pool) -> None:
     old = [cloudevent("compliment.received", unique("cmp"), (NOW - timedelta(days=500 + i)).isoformat(),
                       {"service_area": "general", "channel": "web", "about": "staff"}) for i in range(5)]

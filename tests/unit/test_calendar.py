@@ -97,3 +97,15 @@ def test_deadline_after_gives_the_due_instant_and_its_warning(received: datetime
     assert due.isoformat() == cal.due_after(received, n).isoformat()
     expected = cal.warning_before(due, lead)
     assert (warn_at.isoformat() if warn_at else None) == (expected.isoformat() if expected else None)
+
+
+def test_deadlines_are_counted_only_between_1900_and_9000() -> None:
+    from datetime import date
+
+    from services.deadlines.calendar import countable, uncountable
+
+    assert countable(date(1900, 1, 1)) and countable(date(9000, 12, 31))
+    assert not countable(date(1, 1, 1)) and not countable(date(9999, 12, 31))
+    assert uncountable("x", date(2026, 3, 2)) is None
+    assert uncountable("x", date(1, 1, 1)) == "x on 0001-01-01: deadlines are counted only for dates from " \
+                                               "1900-01-01 to 9000-12-31"

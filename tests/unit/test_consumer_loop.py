@@ -149,3 +149,79 @@ async def test_a_failure_first_seen_by_a_revocation_still_stops_the_loop() -> No
     with pytest.raises(RuntimeError, match="database gone"):
         await asyncio.wait_for(loop.run(asyncio.Event()), 5)
     assert log == ["revocation saw it"]  # nothing was committed, and no later batch was applied
+
+
+def _database_outage(exc: BaseException) -> str | None:
+    return "database unreachable" if isinstance(exc, OSError) else None
+
+
+def _patient_loop(consumer: ScriptedConsumer, prepare: Any, on_assigned: Any = None) -> ConsumerLoop:
+    extra = {"on_assigned": on_assigned} if on_assigned else {}
+    return ConsumerLoop("test", consumer, [TP.topic], prepare, unavailable=_database_outage,  # type: ignore[arg-type]
+                        retry_delays=(0.01, 0.05), **extra)
+
+
+@pytest.mark.asyncio
+async def test_a_batch_that_finds_the_database_gone_waits_reloads_its_partitions_and_commits_once() -> None:
+    log: list[str] = []
+    failures = [ConnectionRefusedError("refused"), ConnectionResetError("reset")]
+    loop: ConsumerLoop
+
+    async def reload(partitions: set[TopicPartition]) -> None:
+        log.append("reload")
+
+    async def prepare(records: Sequence[ConsumerRecord]) -> Apply:
+        first = records[0].offset
+
+        async def apply() -> None:
+            if first == 0 and failures:
+                log.append(f"apply {first} failed")
+                raise failures.pop(0)
+            log.append(f"apply {first} (waiting for: {loop.waiting_for})")
+        return apply
+
+    loop = _patient_loop(ScriptedConsumer([_records(0, 3), _records(3, 2)], log), prepare, reload)
+    await _run_until(loop, log, "commit 5")
+    # the transaction may have committed before its reply was lost: positions are reloaded before each retry
+    assert log == ["apply 0 failed", "reload", "apply 0 failed", "reload",
+                   "apply 0 (waiting for: database unreachable)", "commit 3", "apply 3 (waiting for: None)", "commit 5"]
+
+
+@pytest.mark.asyncio
+async def test_stopping_while_a_batch_waits_for_the_database_returns_quickly_and_commits_nothing() -> None:
+    log: list[str] = []
+
+    async def prepare(records: Sequence[ConsumerRecord]) -> Apply:
+        async def apply() -> None:
+            raise ConnectionRefusedError("refused")
+        return apply
+
+    loop = _patient_loop(ScriptedConsumer([_records(0, 3)], log), prepare)
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(loop.run(stop))
+    await asyncio.sleep(0.3)
+    assert not task.done() and loop.waiting_for == "database unreachable"
+    stop.set()
+    await asyncio.wait_for(task, 2)  # returns, does not raise: the batch is read again after a restart
+    assert log == []
+
+
+@pytest.mark.asyncio
+async def test_partitions_assigned_while_the_database_is_gone_load_their_state_once_it_is_back() -> None:
+    log: list[str] = []
+    failures = [ConnectionRefusedError("refused")]
+
+    async def on_assigned(partitions: set[TopicPartition]) -> None:
+        if failures:
+            raise failures.pop(0)
+        log.append(f"loaded {sorted(tp.partition for tp in partitions)}")
+
+    async def prepare(records: Sequence[ConsumerRecord]) -> Apply:
+        async def apply() -> None:
+            return None
+        return apply
+
+    consumer = ScriptedConsumer([], log)
+    _patient_loop(consumer, prepare, on_assigned)
+    await asyncio.wait_for(consumer.listener.on_partitions_assigned({TP}), 2)
+    assert log == ["loaded [0]"]

@@ -156,3 +156,48 @@ def test_state_json_round_trip() -> None:
     state, _, _ = run([received(), ev("complaint.responded", "2026-03-12T10:00:00+00:00", stage="stage1",
                                       outcome="upheld")])
     assert state is not None and codec.decode(codec.encode(state)) == state
+
+
+def test_an_extension_to_year_one_is_refused_as_inconsistent_and_changes_nothing() -> None:
+    from services.deadlines.timers import decide_safely
+
+    state, _, _ = run([received()])
+    attack = ev("complaint.extension_agreed", "2026-03-05T10:00:00+00:00", stage="stage2", new_due="0001-01-01",
+                reason="x")
+    attack["data"]["stage"] = "stage1"
+    d = decide_safely(lambda s, b: decide(s, b, BOOK), state, attack)
+    assert d.state == state and d.derived == [] and d.reason == "inconsistent"
+    assert d.refusal == "extension to 0001-01-01 is before stage stage1 started on 2026-03-02"
+
+
+def test_a_complaint_received_in_year_9999_is_refused_as_inconsistent() -> None:
+    d = decide(None, received("9999-12-31T12:00:00+00:00"), BOOK)
+    assert d.state is None and d.reason == "inconsistent"
+    assert d.refusal == "complaint.received on 9999-12-31: deadlines are counted only for dates from 1900-01-01 " \
+                        "to 9000-12-31"
+
+
+def test_a_raising_decide_is_refused_naming_the_exception_and_the_state_stands() -> None:
+    from services.deadlines.timers import decide_safely
+
+    state, _, _ = run([received()])
+
+    def broken(s: object, b: object) -> domain.Decision:
+        raise OverflowError("date value out of range")
+
+    d = decide_safely(broken, state, received())
+    assert (d.state, d.derived, d.reason) == (state, [], "inconsistent")
+    assert d.refusal == "complaint.received cannot be applied: OverflowError date value out of range"
+    assert decide_safely(broken, None, received()).state is None
+
+
+def test_an_unknown_procedure_version_is_not_refused_but_raised_for_the_worker_to_reload_documents() -> None:
+    from services.deadlines.procedures import ProcedureError
+    from services.deadlines.timers import decide_safely
+
+    state, _, _ = run([received()])
+    assert state is not None
+    stranger = state._replace(procedure="spso-mchp@99#000000000000")
+    with pytest.raises(ProcedureError):
+        decide_safely(lambda s, b: decide(s, b, BOOK), stranger,
+                      ev("complaint.escalated", "2026-03-13T09:00:00+00:00", to_stage="stage2"))

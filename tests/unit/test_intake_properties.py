@@ -176,3 +176,50 @@ def test_floats_in_a_payload_or_an_extension_are_written_exactly_as_canonical() 
         assert isinstance(verdict, Accepted)
         assert written in verdict.canonical  # the fast writer would have written 0.00001
         assert verdict.canonical == canonical(verdict.body)
+
+
+# --- hostile values: both paths reach the same verdict, and the published schemas' -----------------------
+
+HOSTILE_TOKENS = ['"yes"', '"true"', "1", "0", "1772442900", '"1772442900"', "NaN", "Infinity", "-Infinity", "1e400",
+                  "-1e400", '"2026-03-02 09:15:00Z"', '"2026-03-02T09:15Z"', '"0.5"', "true", "null", "1.5",
+                  '"casefeedback/escalation"', '"CASEFEEDBACK"', '{"a": 1}']
+HOSTILE_PLACES = {"time": ("time",), "source": ("source",), "ext": ("ext",), "serious": ("data", "serious"),
+                  "new_due": ("data", "new_due"), "answer": ("data", "answers", "q1")}
+PLACE_TYPES = {"serious": "complaint.received", "new_due": "complaint.extension_agreed",
+               "answer": "survey.response.submitted"}
+SENTINEL = "@@hostile@@"
+
+
+class _NoFastPath:
+    def normalised(self, value: bytes) -> None:
+        return None
+
+
+def _verdict_key(verdict: Any) -> tuple[str, str]:
+    return ("accepted", "") if isinstance(verdict, Accepted) else ("refused", verdict.reason)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(HOSTILE_PLACES)), st.sampled_from(HOSTILE_TOKENS))
+def test_hostile_values_get_one_verdict_on_both_paths(place: str, token: str) -> None:
+    from unittest import mock
+
+    from services.intake import domain
+
+    event_type = PLACE_TYPES.get(place, "compliment.received")
+    body: dict[str, Any] = {"specversion": "1.0", "id": "h-1", "source": "crm", "type": event_type, "subject": "c",
+                            "time": "2026-03-02T09:15:00Z", "data": json.loads(json.dumps(VALID_DATA[event_type]))}
+    target, *path = HOSTILE_PLACES[place]
+    holder = body
+    for step in (target, *path)[:-1]:
+        holder = holder[step]
+    holder[(target, *path)[-1]] = SENTINEL
+    value = json.dumps(body).replace(f'"{SENTINEL}"', token).encode()
+    fast = judge(value, LIMIT)
+    with mock.patch.object(domain, "ONE_PASS", _NoFastPath()):
+        slow = judge(value, LIMIT)
+    assert _verdict_key(fast) == _verdict_key(slow)
+    if token in ("NaN", "Infinity", "-Infinity", "1e400", "-1e400") or place == "time":
+        assert isinstance(fast, Refused)  # no published schema takes these here
+    if isinstance(fast, Accepted):
+        assert fast.canonical == canonical(fast.body) and fast.body == slow.body

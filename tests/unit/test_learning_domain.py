@@ -128,3 +128,11 @@ def test_patterns_count_themes_and_actions_by_service_area() -> None:
         ev("learning.action.completed", "2026-04-03T10:00:00+01:00", subject="case-2", action_id="zz")])
     assert result == {"themes": {"community_care": {"staff_attitude": 1}, "housing": {"delay": 1, "staff_attitude": 1}},
                       "learning_actions": {"community_care": {"local.completed": 1, "local.opened": 1}}}
+
+
+def test_a_closure_in_year_9999_is_refused_as_inconsistent_and_the_case_stands() -> None:
+    state, _ = run([RECEIVED])
+    d = decide(state, ev("complaint.closed", "9999-12-31T23:00:00+00:00"), BOOK)
+    assert (d.state, d.derived, d.reason) == (state, [], "inconsistent")
+    assert d.refusal == ("complaint.closed on 9999-12-31: deadlines are counted only for dates from 1900-01-01 "
+                         "to 9000-12-31")

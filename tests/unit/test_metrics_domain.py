@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.metrics import domain as d
 from services.metrics.collector import MetricsCollector
+from services.metrics.satisfaction import satisfaction
 
 NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 SETS = d.LabelSets()
@@ -75,7 +76,7 @@ def test_windows_slide_as_time_passes_without_new_events() -> None:
 def test_satisfaction_counts_positive_answers_by_the_definition() -> None:
     snap = d.replay([(0, 1, survey_event()), (1, 2, answer("5")), (1, 3, answer(4)), (2, 4, answer("2", False))],
                     SETS)
-    sat = d.satisfaction(snap.owned_buckets(), snap.surveys, d.today_of(NOW))
+    sat = satisfaction(snap.owned_buckets(), snap.surveys, SETS, d.today_of(NOW))
     assert sat.responses[("sv", "q1", "carer", "30d")] == 3
     assert sat.positive[("sv", "q1", "carer", "30d")] == 2
     assert sat.positive[("sv", "q2", "carer", "30d")] == 2
@@ -83,10 +84,10 @@ def test_satisfaction_counts_positive_answers_by_the_definition() -> None:
 
 def test_responses_before_their_definition_are_classified_once_it_arrives() -> None:
     snap = d.replay([(1, 1, answer("5"))], SETS)
-    before = d.satisfaction(snap.owned_buckets(), snap.surveys, d.today_of(NOW))
+    before = satisfaction(snap.owned_buckets(), snap.surveys, SETS, d.today_of(NOW))
     assert before.unmatched["30d"] == 2 and not before.responses
     d.keep_survey(snap.surveys, d.survey_of(survey_event(), 0, 2))
-    after = d.satisfaction(snap.owned_buckets(), snap.surveys, d.today_of(NOW))
+    after = satisfaction(snap.owned_buckets(), snap.surveys, SETS, d.today_of(NOW))
     assert after.positive[("sv", "q1", "carer", "30d")] == 1
 
 
@@ -102,13 +103,6 @@ def test_answers_off_every_scale_are_stored_as_other() -> None:
     assert d.normalise_answer(7) == "7"
     assert d.normalise_answer(" YES ") == "yes"
     assert d.normalise_answer("my free text") == "other"
-
-
-def test_surveys_beyond_the_cap_are_folded() -> None:
-    surveys = {f"s{i}": d.Survey(f"s{i}", 0, i) for i in range(d.MAX_SURVEYS + 3)}
-    labels = d.exported_surveys(surveys)
-    assert labels["s0"] == "s0" and labels[f"s{d.MAX_SURVEYS + 2}"] == "other"
-    assert len(set(labels.values())) == d.MAX_SURVEYS + 1
 
 
 def test_outcomes_and_received_volumes() -> None:

@@ -103,12 +103,27 @@ def test_the_progress_bar_draws_one_updating_line() -> None:
 def test_an_event_a_projection_cannot_apply_is_a_difference_not_a_crash() -> None:
     from services.audit.replay import _apply_all
 
-    def broken(state: Any, body: dict[str, Any]) -> Decision:
-        raise KeyError("stage")
+    class Broken(DerivingProjection):
+        def apply(self, event: Any) -> Any:
+            raise KeyError("stage")
 
-    found = _apply_all(DerivingProjection("svc", "svc", broken), [stored(7, "case-3", 1, "complaint.acknowledged")])
+    found = _apply_all(Broken("svc", "svc", lambda s, b: None), [stored(7, "case-3", 1, "complaint.acknowledged")])
     assert [(d.subject, d.seq) for d in found] == [("case-3", 7)]
     assert "cannot apply complaint.acknowledged e7 (seq 7): KeyError" in found[0].detail
+
+
+def test_a_decide_that_raises_is_refused_in_replay_as_live_refuses_it_and_the_state_stands() -> None:
+    from services.audit.replay import _apply_all
+
+    def decide(state: Any, body: dict[str, Any]) -> Decision:
+        if body["type"] == "complaint.acknowledged":
+            raise OverflowError("date value out of range")
+        return Decision(("received", body["id"]))
+
+    projection = DerivingProjection("svc", "svc", decide)
+    events = [stored(6, "case-3", 1, "complaint.received"), stored(7, "case-3", 2, "complaint.acknowledged")]
+    assert _apply_all(projection, events) == []
+    assert projection.state() == {"case-3": ("received", "e6")}
 
 
 def test_a_batch_reports_differences_in_history_order_whatever_the_projection() -> None:
@@ -135,3 +150,18 @@ def test_replay_splits_over_processes_only_for_a_large_history_on_two_cpus_or_mo
     assert auto_workers(AUTO_MIN_EVENTS, cpus=2) == 2  # two shards, the reader beside them
     assert auto_workers(AUTO_MIN_EVENTS, cpus=4) == 3  # one CPU for the reader, the rest for shards
     assert auto_workers(10 * AUTO_MIN_EVENTS, cpus=32) == 4  # at most four
+
+
+def test_summary_prints_the_chain_head_to_publish() -> None:
+    summary = ReplaySummary(events=2, seconds=1.0, head=(2, bytes.fromhex("3f" * 32)))
+    assert f"\nchain head: seq 2 hash {'3f' * 32}\n" in render_summary(summary)
+
+
+def test_a_stored_instant_hashes_the_same_whatever_offset_it_was_given_with() -> None:
+    from datetime import timedelta
+
+    from services.common.eventstore import instant_text
+
+    utc = datetime(2011, 12, 31, 23, 30, 0, 1, tzinfo=timezone.utc)
+    assert instant_text(utc) == instant_text(utc.astimezone(timezone(timedelta(hours=-5)))) == "1325374200000001"
+    assert instant_text(utc + timedelta(microseconds=1)) != instant_text(utc)

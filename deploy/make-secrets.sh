@@ -1,0 +1,23 @@
+#!/bin/sh
+# Generate the secret files docker-compose.yml mounts (once, before the first `docker compose up`):
+# deploy/secrets/{postgres_password, owner_password, service_password, database_url, migration_database_url,
+# grafana_admin_password}. Existing files are kept, so re-running never changes a password in use.
+set -eu
+cd "$(dirname "$0")"
+umask 077
+mkdir -p secrets
+chmod 700 secrets  # the files themselves must be readable by the containers' users (uid 999, 10001)
+
+secret() {  # secret NAME VALUE: write the file unless it exists
+    [ -e "secrets/$1" ] || printf '%s\n' "$2" > "secrets/$1"
+    chmod 644 "secrets/$1"  # inside the 0700 directory: no other user on the host can reach it
+}
+password() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
+
+secret postgres_password "$(password)"
+secret owner_password "$(password)"
+secret service_password "$(password)"
+secret grafana_admin_password "$(password)"
+secret database_url "postgresql://casefeedback_service:$(cat secrets/service_password)@postgres:5432/casefeedback"
+secret migration_database_url "postgresql://casefeedback_owner:$(cat secrets/owner_password)@postgres:5432/casefeedback"
+echo "secrets in $(pwd)/secrets"
