@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import psutil
 import pytest
 
@@ -68,8 +70,31 @@ def start_up(home: Path, *extra: str, timeout_s: float = 90) -> UpProcess:
     raise AssertionError("casefeedback up did not report its services consuming:\n" + "\n".join(up.lines))
 
 
+def wait_quiet(up: UpProcess, timeout_s: float = 90) -> None:
+    """Wait until nothing was recorded for longer than the deadline tick's grace (so no firing is still due)."""
+    quiet_s = float(up.env().get("CASEFEEDBACK_OUT_OF_ORDER_GRACE_S", "5")) + 1.5
+
+    async def head() -> int:
+        conn = await asyncpg.connect(up.run_info["database_url"])
+        try:
+            return int(await conn.fetchval("SELECT seq FROM chain_head"))
+        finally:
+            await conn.close()
+
+    last, since, deadline = -1, time.monotonic(), time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        seq = asyncio.run(head())
+        if seq != last:
+            last, since = seq, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the history kept growing for {timeout_s} s")
+
+
 def replay_when_caught_up(up: UpProcess, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
-    """Replay; while a service is still applying the tail (live state behind), try again a little later."""
+    """Replay once the history is quiet; while a service is still applying the tail (live state behind), try again."""
+    wait_quiet(up)
     deadline = time.monotonic() + timeout_s
     while True:
         replayed = up.cli("replay")

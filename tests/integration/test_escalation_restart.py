@@ -143,7 +143,8 @@ async def test_the_breach_counter_survives_a_restart_because_it_is_read_from_the
     metrics.DEADLINES_BREACHED.clear()  # what a new process starts with
     assert sum(_breached("stage1", "respond").values()) == 0
     async with running(EscalationWorker, settings, tick_interval_s=0.1):
-        await wait_for(lambda: _breached("stage1", "respond") == before, 15)
+        # At least what was counted before, per partition (other tests' cases may breach meanwhile).
+        await wait_for(lambda: all(_breached("stage1", "respond").get(p, 0) >= n for p, n in before.items()), 15)
         # Every stage and kind of the configured procedures is exported from start-up, at 0 if need be.
         assert set(_breached("committee", "respond")) == set(before)
         assert _breached("committee", "acknowledge") == {}
