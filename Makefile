@@ -15,13 +15,18 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)
 
-# Debian's prometheus package gives the real Prometheus and promtool the tests check against.
+# Debian's packages the tests run for real: prometheus (and promtool), prometheus-alertmanager, and
+# Node with npm for published npm tools. Each is installed only when its command is missing.
+APT_NEEDED = $(strip $(if $(shell command -v promtool),,prometheus) \
+	$(if $(shell command -v prometheus-alertmanager || command -v alertmanager),,prometheus-alertmanager) \
+	$(if $(shell command -v npm),,nodejs npm))
 system-deps:
-	@command -v promtool >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; fi; }
-	@# the package starts a system Prometheus on :9090; the tests run their own, so stop it
-	@-systemctl stop prometheus >/dev/null 2>&1 || service prometheus stop >/dev/null 2>&1 || true
+	@if [ -n "$(APT_NEEDED)" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_NEEDED) >/dev/null; \
+	fi
+	@# the packages start system services on :9090 and :9093; the tests run their own, so stop them
+	@-systemctl stop prometheus prometheus-alertmanager >/dev/null 2>&1 || { service prometheus stop; service prometheus-alertmanager stop; } >/dev/null 2>&1 || true
 
 run: setup
 	$(BIN)/casefeedback up --demo
