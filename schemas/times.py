@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AwareDatetime, BeforeValidator, WithJsonSchema
 
 # RFC 3339 section 5.6 (its ABNF letters are case-insensitive): the published schemas' date-time and date.
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
@@ -38,6 +38,21 @@ def _rfc3339_full_date(value: Any) -> Any:
     raise ValueError("must be an RFC 3339 date text, e.g. 2026-03-02")
 
 
+# The published form of each: JSON Schema's `format` (which many validators only annotate) plus the
+# same rule as a pattern, so that every standard validator refuses what intake refuses. A `$` before
+# a final newline matches in some engines (Python, Java), hence the `not` on line breaks.
+SINGLE_LINE: dict[str, Any] = {"not": {"pattern": "[\n\r]"}}
+DATE_TIME_SCHEMA: dict[str, Any] = {
+    "type": "string", "format": "date-time", **SINGLE_LINE,
+    "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$",
+}
+# An event's own `time` (the envelope's) lies in the years 1900 to 2999 as written (intake's rule).
+_EVENT_YEAR = "^(19|2[0-9])[0-9]{2}" + DATE_TIME_SCHEMA["pattern"].removeprefix("^[0-9]{4}")
+EVENT_TIME_SCHEMA: dict[str, Any] = {**DATE_TIME_SCHEMA, "pattern": _EVENT_YEAR}
+FULL_DATE_SCHEMA: dict[str, Any] = {"type": "string", "format": "date", **SINGLE_LINE,
+                                    "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+
 # What the contract calls a time (with offset) and a date; Python objects pass, as services build events from them.
-Rfc3339DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_date_time)]
-Rfc3339Date = Annotated[date, BeforeValidator(_rfc3339_full_date)]
+Rfc3339DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_date_time), WithJsonSchema(DATE_TIME_SCHEMA)]
+EventTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_date_time), WithJsonSchema(EVENT_TIME_SCHEMA)]
+Rfc3339Date = Annotated[date, BeforeValidator(_rfc3339_full_date), WithJsonSchema(FULL_DATE_SCHEMA)]

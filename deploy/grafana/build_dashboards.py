@@ -3,7 +3,8 @@
 Run `python deploy/grafana/build_dashboards.py` after changing a panel; a test checks the JSON files
 equal what this writes, and that every query is valid PromQL returning data on a real Prometheus.
 Ratios are formed by summing numerators and denominators across workers, never by averaging ratios;
-targets and benchmarks (exported once per survey) use max().
+targets and benchmarks (exported once per survey) use max(). A rate the report also gives takes its
+numerator and denominator from `services/common/figures.py`, the report's own definition.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere in the repository
+from services.common.figures import promql_upheld_rate  # noqa: E402 - the report's own definition
 
 OUT = Path(__file__).parent / "dashboards"
 
@@ -58,8 +62,7 @@ DASHBOARDS: dict[str, tuple[str, list[tuple[str, str, str, list[tuple[str, str]]
         ("Complaint outcomes (365 days)", "piechart", "none",
          [('sum by (outcome) (casefeedback_complaint_outcomes{window="365d"})', "{{outcome}}")]),
         ("Upheld rate (365 days)", "stat", "percentunit",
-         [('sum(casefeedback_complaint_outcomes{window="365d",outcome=~"upheld|partially_upheld"}) '
-           '/ sum(casefeedback_complaint_outcomes{window="365d"})', "upheld")]),
+         [(promql_upheld_rate("casefeedback_complaint_outcomes", "365d"), "upheld")]),
         ("Complaint outcomes by stage (all time)", "table", "none",
          [("sum by (stage, outcome) (casefeedback_complaint_outcomes_total)", "{{stage}} {{outcome}}")]),
     ]),

@@ -1,15 +1,40 @@
-"""One case's whole story, in the order the history accepted it, for a complaints officer.
+"""One case's whole story in time order, for a complaints officer.
 
-Lines are in history order (seq): what the record says happened, in the order it was recorded. Each
-line shows the event's own time, so a timer event recorded after a late act (a breach fired when
-the act arrived) still shows when the deadline actually passed.
+Lines are in event-time order; a derived event carries the time of what caused it (a deadline scheduled
+or met by an act has the act's time), so it stands right after its cause, and a timer event (a warning or
+breach) stands at the moment the deadline actually passed, even when it was recorded later. Events of one
+instant keep the order the history accepted them (seq). The case's procedure is the version it was
+received under (named even when the complaint named none and the default applied), and its open
+deadlines are counted in that procedure's calendar.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from services.common.eventstore import StoredEvent
+from services.deadlines.calendar import Calendar
+from services.deadlines.worklist import distance
+
+
+@dataclass(frozen=True)
+class OpenDeadline:
+    """A deadline still open on the case, with the calendar it is counted in."""
+
+    stage: str
+    kind: str
+    due: datetime
+    calendar: Calendar
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """What the live tables add to the history: the procedure in force and the open deadlines."""
+
+    procedure: str | None = None  # "spso-mchp (Model Complaints Handling Procedure)"
+    open_deadlines: list[OpenDeadline] = field(default_factory=list)
 
 DERIVED_PREFIXES = ("deadline.", "learning.stage.")
 # Event type -> the data fields worth a line; free text (descriptions, reasons) is shown as it is
@@ -48,17 +73,22 @@ def describe(event: StoredEvent) -> str:
     return " ".join(f"{f}={_value(data[f])}" for f in fields if f in data)
 
 
+def in_time_order(events: list[StoredEvent]) -> list[StoredEvent]:
+    """Events by their time; at one instant inbound before derived, each in history order."""
+    return sorted(events, key=lambda e: (e.time, e.type.startswith(DERIVED_PREFIXES), e.seq))
+
+
 def story_lines(events: list[StoredEvent]) -> list[str]:
-    """One line per event: event time, derived marker, type, key data, source and seq."""
+    """One line per event in time order: event time, derived marker, type, key data, source and seq."""
     lines = []
-    for e in events:
+    for e in in_time_order(events):
         marker = "  ->" if e.type.startswith(DERIVED_PREFIXES) else ""
         when = e.time.isoformat(timespec="seconds")
         lines.append(f"{when} {marker:4} {e.type:27} {describe(e)}  [seq {e.seq}, by {e.body.get('source', '?')}]")
     return lines
 
 
-def overview(events: list[StoredEvent]) -> list[str]:
+def overview(events: list[StoredEvent], procedure: str | None = None) -> list[str]:
     """The case at a glance: where it came from, stages it went through, outcome, how its deadlines went."""
     data = next((e.body.get("data") or {} for e in events if e.type == "complaint.received"), None)
     if data is None:
@@ -70,15 +100,31 @@ def overview(events: list[StoredEvent]) -> list[str]:
     met = [e for e in events if e.type == "deadline.met"]
     late = sum(1 for e in met if e.body["data"].get("late"))
     breached = sum(1 for e in events if e.type == "deadline.breached")
-    return [f"service area {data.get('service_area')}, procedure {data.get('procedure') or 'default'}"
+    named = procedure or data.get("procedure") or "the configured default"
+    return [f"service area {data.get('service_area')}, procedure {named}"
             f"{', serious' if data.get('serious') else ''}; stages {' -> '.join(stages)}; outcome {outcome}",
             f"deadlines: {len(met)} met ({late} late), {breached} breached"]
 
 
-def render_story(subject: str, events: list[StoredEvent]) -> str:
+def open_lines(deadlines: list[OpenDeadline], now: datetime) -> list[str]:
+    """The open deadlines, soonest first, each with `due today`, `N working days left` or `overdue by N ...`."""
+    if not deadlines:
+        return []
+    lines = ["", "open deadlines:"]
+    for d in sorted(deadlines, key=lambda d: d.due):
+        due = d.due.astimezone(d.calendar.zone).isoformat(timespec="seconds")
+        lines.append(f"  {d.stage} {d.kind} due {due}: {distance(d.calendar, d.due, now).text()}")
+    return lines
+
+
+def render_story(subject: str, events: list[StoredEvent], facts: CaseFacts | None = None,
+                 now: datetime | None = None) -> str:
     """The whole story of `subject` as text; derived events are marked with an arrow."""
     if not events:
         return f"{subject}: no events recorded\n"
-    head = [f"History of {subject}: {len(events)} event(s), {events[0].time.date()} to {events[-1].time.date()}",
-            *overview(events), "", f"{'event time':25} {'':4} {'type':27} details"]
-    return "\n".join(head + story_lines(events)) + "\n"
+    facts = facts or CaseFacts()
+    ordered = in_time_order(events)
+    head = [f"History of {subject}: {len(events)} event(s), {ordered[0].time.date()} to {ordered[-1].time.date()}",
+            *overview(events, facts.procedure), "", f"{'event time':25} {'':4} {'type':27} details"]
+    tail = open_lines(facts.open_deadlines, now) if now is not None else []
+    return "\n".join(head + story_lines(events) + tail) + "\n"

@@ -29,7 +29,8 @@ from typing import Any
 
 import asyncpg
 
-from services.audit.projections import Projection, build_projections, compare
+from services.audit.differences import Projection, compare
+from services.audit.projections import build_projections
 from services.audit.replay import (
     Head,
     Progress,

@@ -33,7 +33,7 @@ from operator import attrgetter
 
 import asyncpg
 
-from services.audit.projections import Difference, Projection, compare
+from services.audit.differences import Difference, Projection, compare
 from services.common.eventstore import GENESIS, LINK_COLUMNS, StoredEvent, full_link_from, link_problem
 
 Progress = Callable[[int, int], None]

@@ -18,7 +18,11 @@ Choices where the contract leaves a rule open (following the SPSO model complain
   the old target does not count against a response due on the agreed date.
 - Learning counts `learning.stage.*` events whose time falls in the period; compliments likewise.
 - Satisfaction counts answers of responses submitted in the period against each question of the
-  survey's latest definition; booleans read as yes/no, numbers as their decimal text.
+  survey's latest definition; an answer is positive by `figures.answer_key`, as the metrics service
+  judges it. Service areas, respondent types and themes are folded by the configured label values,
+  and the upheld rate is `figures.upheld_rate`: every figure the dashboards also show is defined
+  once, in `services/common/figures.py`.
+- Stage order comes from the procedure book the caller read (the report reads no files).
 """
 
 from __future__ import annotations
@@ -27,14 +31,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from schemas.times import event_time, parse_time
-from services.audit.procedures import stage_order
+from services.common.figures import OUTCOMES, LabelValues, is_positive, positive_keys, rate, upheld_rate
+from services.deadlines.procedures import ProcedureBook
 from services.learning.patterns import Patterns
-
-OUTCOMES = ("upheld", "partially_upheld", "not_upheld", "resolved")
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,24 @@ class Deadline:
     breached: bool = False
 
 
-def _answer_text(answer: Any) -> str:
-    if isinstance(answer, bool):
-        return "yes" if answer else "no"
-    return str(answer)
+@dataclass(frozen=True)
+class StageOrder:
+    """A procedure's stages in order and the stage serious complaints start at."""
+
+    stages: tuple[str, ...]
+    serious_stage: str | None
+
+    def rank(self, stage: str) -> int:
+        """Position of `stage` in the procedure; an unknown stage ranks after every known one."""
+        return self.stages.index(stage) if stage in self.stages else len(self.stages)
+
+
+def stage_order(book: ProcedureBook, procedure_id: str) -> StageOrder:
+    """The stage order of a current procedure; an unknown procedure's stages are taken as they are seen."""
+    procedure = book.current(procedure_id)
+    if procedure is None:
+        return StageOrder((), None)
+    return StageOrder(tuple(procedure.stage_ids()), procedure.serious_stage)
 
 
 @dataclass
@@ -88,15 +104,18 @@ class ReportBuilder:
     """Folds history events (bodies, in history order) into the period report."""
 
     period: Period
-    default_procedure: str = "spso-mchp"
-    procedures_dir: Path | None = None
+    book: ProcedureBook
+    labels: LabelValues
     complaints: dict[str, Complaint] = field(default_factory=dict)
     deadlines: dict[tuple[str, str, str], Deadline] = field(default_factory=dict)
     compliments: Counter[str] = field(default_factory=Counter)
     learning: Counter[str] = field(default_factory=Counter)
     surveys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     answers: dict[tuple[str, str, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
-    patterns: Patterns = field(default_factory=Patterns)  # learning actions by service area (learning's fold)
+    patterns: Patterns = field(init=False)  # learning actions by service area (learning's fold)
+
+    def __post_init__(self) -> None:
+        self.patterns = Patterns(self.labels)
 
     def add(self, body: dict[str, Any]) -> None:
         """Take one event into account (events after the period's end are ignored)."""
@@ -131,13 +150,12 @@ class ReportBuilder:
     def _complaints(self) -> dict[str, Any]:
         cases = self.complaints.values()
         outcomes = Counter(c.outcome or "ongoing" for c in cases)
-        decided = sum(outcomes[o] for o in OUTCOMES)
         return {
             "total": len(self.complaints),
             "by_stage": _sorted(Counter(c.stage for c in cases)),
             "by_service_area": _sorted(Counter(c.service_area for c in cases)),
             "outcomes": {o: outcomes[o] for o in (*OUTCOMES, "ongoing")},
-            "upheld_rate": rate(outcomes["upheld"], decided),
+            "upheld_rate": upheld_rate(outcomes),
             "acknowledged_within_target_rate": self._timeliness("acknowledge"),
             "responded_within_target_rate": self._timeliness("respond"),
         }
@@ -180,13 +198,8 @@ class ReportBuilder:
     def _themes(self) -> dict[str, dict[str, int]]:
         themes: dict[str, Counter[str]] = defaultdict(Counter)
         for c in self.complaints.values():
-            themes[c.service_area].update(c.themes)
+            themes[c.service_area].update(self.labels.themes_of(c.themes))
         return {area: _sorted(counts) for area, counts in sorted(themes.items()) if counts}
-
-
-def rate(numerator: int, denominator: int) -> float | None:
-    """A ratio rounded to three places, or None when nothing was counted."""
-    return round(numerator / denominator, 3) if denominator else None
 
 
 def _sorted(counts: Counter[str]) -> dict[str, int]:
@@ -197,11 +210,11 @@ def _received(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
     if not b.period.contains(moment) or body["subject"] in b.complaints:
         return
     data = body["data"]
-    procedure = str(data.get("procedure") or b.default_procedure)
-    order = stage_order(procedure, b.procedures_dir)
+    procedure = str(data.get("procedure") or b.book.default)
+    order = stage_order(b.book, procedure)
     stage = order.serious_stage if data.get("serious") and order.serious_stage else str(data["stage"])
-    b.complaints[str(body["subject"])] = Complaint(str(data["service_area"]), procedure, stage,
-                                                  [str(t) for t in data.get("themes") or []])
+    b.complaints[str(body["subject"])] = Complaint(b.labels.service_area(data["service_area"]), procedure, stage,
+                                                  list(data.get("themes") or []))
 
 
 def _escalated(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
@@ -209,7 +222,7 @@ def _escalated(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None
     if case is None:
         return
     to_stage = str(body["data"]["to_stage"])
-    order = stage_order(case.procedure, b.procedures_dir)
+    order = stage_order(b.book, case.procedure)
     if order.rank(to_stage) >= order.rank(case.stage) or not order.stages:
         case.stage = to_stage
     case.outcome = None
@@ -247,7 +260,7 @@ def _breached(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
 
 def _compliment(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
     if b.period.contains(moment):
-        b.compliments[str(body["data"]["service_area"])] += 1
+        b.compliments[b.labels.service_area(body["data"]["service_area"])] += 1
 
 
 def _learning(kind: str) -> Any:
@@ -271,13 +284,14 @@ def _survey_response(b: ReportBuilder, body: dict[str, Any], moment: datetime) -
     survey = b.surveys.get(str(data["survey_id"]))
     if survey is None:
         return
+    respondent = b.labels.respondent_type(data["respondent_type"])
     for q in survey:
         answer = data["answers"].get(q["question_id"])
         if answer is None:
             continue
-        counts = b.answers[(str(data["survey_id"]), str(q["question_id"]), str(data["respondent_type"]))]
+        counts = b.answers[(str(data["survey_id"]), str(q["question_id"]), respondent)]
         counts[0] += 1
-        counts[1] += _answer_text(answer) in {str(p) for p in q["positive"]}
+        counts[1] += is_positive(answer, positive_keys(q["positive"]))
 
 
 # Event type -> what it changes in the report; every other type leaves the report as it is.
@@ -296,7 +310,7 @@ HANDLERS = {
 }
 
 
-def build_report(bodies: Iterable[dict[str, Any]], period: Period,
-                 default_procedure: str = "spso-mchp") -> dict[str, Any]:
+def build_report(bodies: Iterable[dict[str, Any]], period: Period, book: ProcedureBook,
+                 labels: LabelValues) -> dict[str, Any]:
     """The period report from history events in history order."""
-    return ReportBuilder(period, default_procedure).add_all(bodies).result()
+    return ReportBuilder(period, book, labels).add_all(bodies).result()

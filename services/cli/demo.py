@@ -22,13 +22,10 @@ from typing import Any
 
 from schemas.registry import inbound_topic
 from services.common import kafka
+from services.common.figures import OUTCOMES, LabelValues
 from services.common.settings import Settings
 
 HELP = "feed a steady, realistic mix of demo events to the running system (used by `up --demo`)"
-AREAS = ("community_care", "childrens_services", "criminal_justice", "adult_social_care", "housing", "general")
-RESPONDENTS = ("service_user", "carer", "staff")
-THEMES = ("staff_attitude", "service_standards", "communication", "delay")
-OUTCOMES = ("upheld", "partially_upheld", "not_upheld", "resolved")
 DEMO_SURVEY = "demo-satisfaction"
 Event = dict[str, Any]
 
@@ -114,14 +111,16 @@ def _closure(case: str, last: str, closed: bool, plan: bool) -> list[Event]:
     return out
 
 
-def random_story(rng: random.Random, now: datetime) -> list[Event]:
-    """One realistic piece of traffic, chosen by the mix seen in the seeds' annual reports."""
-    area = rng.choice(AREAS)
+def random_story(rng: random.Random, now: datetime, labels: LabelValues) -> list[Event]:
+    """One realistic piece of traffic, chosen by the mix seen in the seeds' annual reports, over the
+    configured service areas and respondent types (what every service shows under its own name)."""
+    area = rng.choice(labels.service_areas)
     case = f"case-{uuid.uuid4().hex[:10]}"
     pick = rng.random()
     if pick < 0.35:
         good = rng.random() < 0.85
-        return [survey_response(DEMO_SURVEY, now - timedelta(minutes=rng.randint(0, 60)), rng.choice(RESPONDENTS),
+        respondent = rng.choice(labels.respondent_types)
+        return [survey_response(DEMO_SURVEY, now - timedelta(minutes=rng.randint(0, 60)), respondent,
                                 rng.choice("45") if good else rng.choice("123"), rng.random() < 0.9,
                                 rng.choice("345"), area)]
     if pick < 0.6:
@@ -144,7 +143,7 @@ async def feed(settings: Settings, rate: float, rng: random.Random, stop: asynci
     try:
         sent += await _send(producer, [survey_definition(DEMO_SURVEY, clock() - timedelta(days=90))])
         while not stop.is_set():
-            batch = random_story(rng, clock())
+            batch = random_story(rng, clock(), settings.labels)
             sent += await _send(producer, batch)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), len(batch) / rate)

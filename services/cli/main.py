@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "replay": "services.cli.replay",
     "report": "services.cli.report",
     "history": "services.cli.history",
+    "cases": "services.cli.cases",
+    "deadletters": "services.cli.deadletters",
     "migrate": "services.cli.migrate",
 }
 

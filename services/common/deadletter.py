@@ -31,6 +31,9 @@ KEY_BYTES = 4096  # a key is a subject (at most 200 characters); more is not wor
 # `"value": ""` with its encoding, truncation mark and hash, once the value's own length is counted.
 VALUE_FRAMING = 256
 Headers = Sequence[tuple[str, bytes | None]]
+# Contract 1.1 section 7: every reason is exported from start-up (at 0), so its first increase is visible.
+for _reason in REASONS:
+    DEADLETTERS.labels(_reason)
 
 
 def deadletter_value(reason: str, detail: str, topic: str, partition: int | None, offset: int | None,

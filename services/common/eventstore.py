@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
@@ -199,29 +199,6 @@ async def append(conn: asyncpg.Connection, events: Sequence[NewEvent], now: date
 def _stored(r: asyncpg.Record) -> StoredEvent:
     return StoredEvent(r["seq"], r["id"], r["subject"], r["version"], r["type"], r["time"], r["recorded_at"],
                        json.loads(r["body"]))
-
-
-async def read(conn: asyncpg.Connection, after_seq: int = 0, limit: int = 5000,
-               until: datetime | None = None) -> list[StoredEvent]:
-    """Up to `limit` events after `after_seq` in history order (optionally recorded up to `until`)."""
-    rows = await conn.fetch(
-        "SELECT seq, id, subject, version, type, time, recorded_at, body::text AS body FROM events "
-        "WHERE seq > $1 AND ($3::timestamptz IS NULL OR recorded_at <= $3) ORDER BY seq LIMIT $2",
-        after_seq, limit, until,
-    )
-    return [_stored(r) for r in rows]
-
-
-async def read_all(conn: asyncpg.Connection, batch: int = 5000,
-                   until: datetime | None = None) -> AsyncIterator[list[StoredEvent]]:
-    """The whole history in batches, in `seq` order."""
-    after = 0
-    while True:
-        events = await read(conn, after, batch, until)
-        if not events:
-            return
-        yield events
-        after = events[-1].seq
 
 
 async def subject_history(conn: asyncpg.Connection, subject: str) -> list[StoredEvent]:

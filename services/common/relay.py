@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
+from prometheus_client import REGISTRY, Counter, Gauge
 
 from schemas.registry import ALERT_TYPES, TOPIC_ALERTS, TOPIC_EVENTS
 from services.common.eventstore import EVENTS_CHANNEL
@@ -27,6 +28,24 @@ log = logging.getLogger(__name__)
 RELAY_LOCK = 7_031_966
 SEQ_HEADER = "casefeedback-seq"
 RECORDED_HEADER = "casefeedback-recorded-at"
+BACKLOG_INTERVAL_S = 2.0
+
+
+class RelayMetrics:
+    """The relay's figures; registered only in processes that run a relay (a worker without one exports none)."""
+
+    def __init__(self) -> None:
+        self.unpublished = Gauge("casefeedback_relay_unpublished_events",
+                                 "History events recorded but not yet published to casefeedback.events",
+                                 registry=REGISTRY)
+        self.published = Counter("casefeedback_relay_published_events",
+                                 "History events this process published to casefeedback.events", registry=REGISTRY)
+
+
+@functools.cache
+def relay_metrics() -> RelayMetrics:
+    """The process's relay metrics (created on first use)."""
+    return RelayMetrics()
 
 
 def _headers(seq: int, recorded_at: bytes) -> list[tuple[str, bytes]]:
@@ -60,6 +79,23 @@ class Relay:
         self._name = name
         self._wake = asyncio.Event()
         self.published_seq = 0
+        self._metrics = relay_metrics()
+
+    async def watch_backlog(self, stop: asyncio.Event) -> None:
+        """Until `stop`, export how many recorded events are not published yet, as the database says.
+
+        Read from the database by every relay process, leading or standing by, so a stalled leader shows.
+        """
+        conn = await asyncpg.connect(self._url)
+        try:
+            while not stop.is_set():
+                backlog = await conn.fetchval(
+                    "SELECT greatest(0, (SELECT coalesce(max(seq), 0) FROM chain_head) - "
+                    "coalesce((SELECT seq FROM relay_position WHERE name = $1), 0))", self._name)
+                self._metrics.unpublished.set(int(backlog))
+                await _wait(stop, BACKLOG_INTERVAL_S)
+        finally:
+            await conn.close()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop` is set; waits for the leader lock first."""
@@ -108,6 +144,7 @@ class Relay:
         await batches.flush()
         self.published_seq = int(rows[-1]["seq"])
         await conn.execute("UPDATE relay_position SET seq = $2 WHERE name = $1", self._name, self.published_seq)
+        self._metrics.published.inc(len(rows))
         return len(rows)
 
 

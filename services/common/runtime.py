@@ -19,6 +19,7 @@ from services.common import db, kafka
 from services.common.consumer import RETRY_DELAYS_S, ConsumerLoop
 from services.common.errors import CasefeedbackError
 from services.common.http import HttpEndpoint
+from services.common.lag import export_lag
 from services.common.reachability import BROKER, DATABASE, REPEATS, Reachability
 from services.common.relay import Relay
 from services.common.settings import Settings
@@ -95,10 +96,14 @@ class Runtime:
     async def _run_tasks(self, worker: Worker, url: str, producer: Any, stop: asyncio.Event) -> None:
         assert self.loop is not None and self.reach is not None
         reach = self.reach
-        coros: list[Awaitable[None]] = [self.loop.run(stop), reach.run(stop),
-                                        *(_patient(task, reach, stop) for task in worker.background())]
+        loop = self.loop
+        coros: list[Awaitable[None]] = [loop.run(stop), reach.run(stop),
+                                        *(_patient(task, reach, stop) for task in worker.background()),
+                                        export_lag(worker.name, loop.consumer, tuple(worker.topics),
+                                                   lambda: loop.assigned, stop)]
         if self.settings.relay == "worker":
-            coros.append(_relay_until_stopped(Relay(url, producer, self.settings.batch_size), reach, stop))
+            relay = Relay(url, producer, self.settings.batch_size)
+            coros += [_relay_until_stopped(relay, reach, stop), _patient(relay.watch_backlog, reach, stop)]
         await _run_until_stopped(coros, self.settings, stop)
 
 
@@ -185,7 +190,9 @@ async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
     async with _process_base(settings, health, "relay") as (url, producer, http, probes):
         relay, reach = Relay(url, producer, settings.batch_size), probes
         _announce("relay", http)
-        await _run_until_stopped([_relay_until_stopped(relay, probes, stop), probes.run(stop)], settings, stop)
+        tasks: list[Awaitable[None]] = [_relay_until_stopped(relay, probes, stop),
+                                        _patient(relay.watch_backlog, probes, stop), probes.run(stop)]
+        await _run_until_stopped(tasks, settings, stop)
 
 
 async def _relay_until_stopped(relay: Relay, reach: Reachability, stop: asyncio.Event) -> None:

@@ -11,6 +11,7 @@ come from a file named by `NAME_FILE`, as Docker and Kubernetes mount secrets.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from services.common.errors import ConfigurationError
+from services.common.figures import LabelValues
+from services.common.labels import load_labels
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -123,6 +126,9 @@ class Settings:
     max_record_bytes: int = 256 * 1024
     out_of_order_grace_s: float = 30.0
     service_areas: tuple[str, ...] = ()
+    # Bounded label values (service areas, respondent types, themes): CASEFEEDBACK_LABELS_FILE or the built-in
+    # services/common/labels.yaml; CASEFEEDBACK_SERVICE_AREAS replaces its service areas.
+    labels_file: Path | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 0
     batch_size: int = 2000
@@ -135,6 +141,11 @@ class Settings:
     # Caps on the satisfaction series the metrics service exports (services/metrics/README.md).
     max_satisfaction_series: int = 4000
     max_survey_questions: int = 20
+
+    @property
+    def labels(self) -> LabelValues:
+        """The configured label values (read from the labels file once per settings object)."""
+        return _labels(self.labels_file, self.service_areas)
 
     def require_database(self) -> str:
         """The database URL, or a clear error saying how to provide one."""
@@ -168,6 +179,12 @@ class Settings:
                        migration_database_url=run.get("migration_database_url"))
 
 
+@functools.lru_cache(maxsize=8)
+def _labels(path: Path | None, service_areas: tuple[str, ...]) -> LabelValues:
+    values = load_labels(path)
+    return replace(values, service_areas=service_areas) if service_areas else values
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read settings from the environment (once, at an entry point)."""
     env = os.environ if env is None else env
@@ -187,7 +204,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     home = env.get("CASEFEEDBACK_HOME")
     procedures = env.get("CASEFEEDBACK_PROCEDURES_DIR")
     areas = env.get("CASEFEEDBACK_SERVICE_AREAS", "")
-    return Settings(
+    labels_file = env.get("CASEFEEDBACK_LABELS_FILE")
+    settings = Settings(
         kafka=kafka,
         database_url=_secret(env, "DATABASE_URL"),
         migration_database_url=_secret(env, "CASEFEEDBACK_MIGRATION_DATABASE_URL"),
@@ -197,6 +215,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_record_bytes=_int(env, "CASEFEEDBACK_MAX_RECORD_BYTES", 256 * 1024),
         out_of_order_grace_s=_float(env, "CASEFEEDBACK_OUT_OF_ORDER_GRACE_S", 30.0),
         service_areas=tuple(a.strip() for a in areas.split(",") if a.strip()),
+        labels_file=Path(labels_file) if labels_file else None,
         http_host=env.get("CASEFEEDBACK_HTTP_HOST", "127.0.0.1"),
         http_port=_int(env, "CASEFEEDBACK_HTTP_PORT", 0),
         batch_size=_int(env, "CASEFEEDBACK_BATCH_SIZE", 2000),
@@ -207,3 +226,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_satisfaction_series=_int(env, "CASEFEEDBACK_MAX_SATISFACTION_SERIES", 4000),
         max_survey_questions=_int(env, "CASEFEEDBACK_MAX_SURVEY_QUESTIONS", 20),
     )
+    settings.labels  # noqa: B018 - a broken labels file is a configuration error at start-up, not at first use
+    return settings

@@ -74,10 +74,6 @@ class Worker:
         """Tasks to run beside the consumer loop (timers); each returns when the event is set."""
         return []
 
-    def health(self) -> dict[str, Any]:
-        """Extra, non-personal facts for the health endpoint."""
-        return {}
-
 
 @dataclass(frozen=True)
 class HistoryRecord:

@@ -7,6 +7,7 @@ beside this module; operators add a folder (`CASEFEEDBACK_PROCEDURES_DIR`), whos
 built-in ones with the same id. Each version of a document is known by its key
 `id@version#hash`; a case keeps the key it was received under, so editing a file never moves the
 deadlines of cases already open (the worker stores every document it used in the database).
+Reading the files is the adapter `procedure_files.py`'s; this module does no I/O.
 """
 
 from __future__ import annotations
@@ -15,16 +16,13 @@ import hashlib
 import json
 from collections.abc import Iterable
 from functools import cached_property
-from pathlib import Path
 from typing import Any, Literal, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 from services.common.errors import ConfigurationError
 from services.deadlines.calendar import REGIONS, Calendar, CalendarKind, DayOne
 
-BUILT_IN = Path(__file__).parent / "procedures"
 Days = StrictInt
 Ident = Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_\-]+$")
 
@@ -176,15 +174,6 @@ def parse_procedure(raw: Any, name: str) -> Procedure:
         raise ProcedureError(f"procedure file {name}: " + "; ".join(problems)) from None
 
 
-def load_file(path: Path) -> Procedure:
-    """Read and validate one procedure file."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ProcedureError(f"procedure file {path.name}: cannot be read as YAML: {exc}") from None
-    return parse_procedure(raw, path.name)
-
-
 class ProcedureBook:
     """Every procedure version known: the current one per id (from files) and any by key."""
 
@@ -225,16 +214,3 @@ class ProcedureBook:
     def ids(self) -> list[str]:
         """Ids of the current procedures."""
         return sorted(self._current)
-
-
-def load_book(extra_dir: Path | None = None, default: str = "spso-mchp") -> ProcedureBook:
-    """Built-in procedures plus an operator folder's (theirs win on the same id)."""
-    files = sorted(BUILT_IN.glob("*.yaml"))
-    if extra_dir is not None:
-        if not extra_dir.is_dir():
-            raise ProcedureError(f"procedures folder {extra_dir} does not exist")
-        files += sorted([*extra_dir.glob("*.yaml"), *extra_dir.glob("*.yml")])
-    book = ProcedureBook([load_file(f) for f in files], default)
-    if book.current(default) is None:
-        raise ProcedureError(f"default procedure {default!r} is not among {book.ids()}")
-    return book

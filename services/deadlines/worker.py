@@ -26,7 +26,8 @@ from services.common.settings import Settings
 from services.common.worker import Background, HistoryRecord, HistoryWorker
 from services.deadlines import engine, store
 from services.deadlines.engine import Applied, Tracker
-from services.deadlines.procedures import ProcedureBook, ProcedureError, load_book
+from services.deadlines.procedure_files import load_book
+from services.deadlines.procedures import ProcedureBook, ProcedureError
 
 log = logging.getLogger(__name__)
 GAUGE_REFRESH_S = 2.0
@@ -137,9 +138,6 @@ class TrackingWorker(HistoryWorker):
 
     async def refresh_gauges(self, conn: asyncpg.Connection, partitions: list[int], now: datetime) -> None:
         """Set the service's gauges from its tables, over the owned partitions only."""
-
-    def health(self) -> dict[str, Any]:
-        return {"owned_partitions": sorted(self.owned), "ticks": self.ticks}
 
 
 def _letter(event: HistoryRecord, reason: str, why: str) -> dict[str, Any]:

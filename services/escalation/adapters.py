@@ -1,37 +1,18 @@
-"""Escalation's adapters: its tracker for the shared engine, live state for replay, and gauge queries."""
+"""Escalation's database adapters: its live state (for replay) and the gauges' queries."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from functools import partial
-from typing import Any
 
 import asyncpg
 
-from services.deadlines.engine import Tracker
-from services.deadlines.procedures import ProcedureBook
 from services.escalation import codec, domain
 from services.escalation.domain import CaseState
 
 TABLE = "escalation_cases"
 OWNER = "escalation"
-TYPES = ("complaint.received", *domain.HANDLERS)
 WINDOWS = {"30d": timedelta(days=30), "90d": timedelta(days=90), "365d": timedelta(days=365)}
-
-
-def _columns(state: CaseState) -> tuple[bool, str, str]:
-    return state.open, state.stage, state.service_area
-
-
-def tracker(book: ProcedureBook) -> Tracker[CaseState]:
-    """Escalation's domain wired for the shared engine."""
-    return Tracker(OWNER, TABLE, domain.SOURCE, TYPES, partial(_decide, book=book), domain.fire_due,
-                   codec.encode, codec.decode, lambda s: s.deadlines, _columns)
-
-
-def _decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -> domain.Decision:
-    return domain.decide(state, body, book)
 
 
 async def load_live_state(conn: asyncpg.Connection) -> dict[str, CaseState]:

@@ -1,7 +1,7 @@
 """Escalation's pure domain: a complaint's stage and deadlines, decided from its history.
 
-Contract for `casefeedback replay` (issue 7), which rebuilds the state in memory from the
-history in seq order and compares it with `adapters.load_live_state`:
+What the live worker and `casefeedback replay` both run (declared in `projection.py`); replay
+rebuilds the state in memory from the history in seq order and compares it with the live tables:
 
 - Call `decide(state, body, book)` for every history event of a subject, in seq order, with
   `state=None` before the case's first event. It returns the new state (None while the case is

@@ -18,12 +18,14 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from services.common.figures import fold
 from services.common.settings import Settings
 from services.deadlines import labels
 from services.deadlines.engine import Tracker
 from services.deadlines.worker import TrackingWorker
 from services.escalation import adapters, metrics
 from services.escalation.domain import CaseState
+from services.escalation.projection import PROJECTION
 
 
 class EscalationWorker(TrackingWorker):
@@ -35,15 +37,16 @@ class EscalationWorker(TrackingWorker):
         super().__init__(settings, pool, producer)
         self.breaches: Counter[tuple[int, str, str]] = Counter()  # (partition, stage, kind) -> in the history
         self.breaches_read_to = 0  # the history seq `breaches` covers
+        self.stages = labels.known_stages(self.book)
 
     def make_tracker(self) -> Tracker[CaseState]:
-        return adapters.tracker(self.book)
+        return PROJECTION.tracker(self.book)
 
     def _stage(self, stage: str) -> str:
-        return labels.fold(stage, labels.known_stages(self.book))
+        return fold(stage, self.stages)
 
     def _area(self, area: str) -> str:
-        return labels.fold(area, self.settings.service_areas or labels.DEFAULT_SERVICE_AREAS)
+        return self.settings.labels.service_area(area)
 
     async def refresh_gauges(self, conn: asyncpg.Connection, partitions: list[int], now: datetime) -> None:
         opened: dict[tuple[str, str], int] = defaultdict(int)

@@ -15,9 +15,13 @@ escalated, withdrawn, closed or learned from before the history knows it was rec
 - extension attributes must be scalars (CloudEvents 1.0), which bounds nesting to the payload's;
 - extension attribute numbers must be finite: `NaN`, `Infinity` and numbers past the float range
   (`1e400`) are refused as `not_cloudevent`, on both validation paths;
-- event times must lie between years 1900 and 2999 (PostgreSQL and Python both represent them,
-  and no public-service record predates that), and no text may contain a NUL character
-  (PostgreSQL text cannot hold it);
+- event times must lie between years 1900 and 2999 as written (PostgreSQL and Python both
+  represent them, and no public-service record predates that), and no text may contain a NUL
+  character (PostgreSQL text cannot hold it);
+- a record in the CloudEvents Kafka binding's binary content mode (`services/intake/binary.py`) is
+  judged as the structured event it stands for; a valid event on an inbound topic that is not its
+  type's is `wrong_topic`; an extension agreed to a date before the act that agreed it is
+  `inconsistent`; what must fit the case's or survey's story is in `services/intake/story.py`;
 - a `source` of `casefeedback` or `casefeedback/...` (any case) is the project's own, which only
   its services' derived events carry: an inbound event claiming it is valid in form but not
   permitted, so it is dead-lettered `not_allowed` (not `invalid_data`, which says the form is wrong);
@@ -31,17 +35,19 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from schemas.canonical import canonical, canonical_float_free
 from schemas.registry import INBOUND_TYPES, OnePass, Rejection, check_source, parse_json, validate_object
 from schemas.times import event_time
+from services.intake import binary, story
+from services.intake.binary import Headers
+from services.intake.story import Opener
 
 INBOUND_MODELS = {t: model for t, (model, _) in INBOUND_TYPES.items()}
 ONE_PASS = OnePass(INBOUND_MODELS)
-EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
-LATEST = datetime(2999, 12, 31, tzinfo=UTC)
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
 ENVELOPE_ATTRIBUTES = frozenset({"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"})
 # Types whose normalised body holds no float whatever it says (their schemas have no number field):
 # their canonical bytes come from the fast writer, unless an extension attribute is a float.
@@ -49,6 +55,7 @@ FLOAT_FREE_TYPES = frozenset(t for t, model in INBOUND_MODELS.items()
                              if '"number"' not in json.dumps(model.model_json_schema()))
 CASE_OPENER = "complaint.received"
 SURVEY_OPENER = "survey.defined"
+EXTENSION = "complaint.extension_agreed"
 
 
 def type_label(event_type: object) -> str:
@@ -86,13 +93,16 @@ class Refused:
     reason: str
     detail: str
     type: str = "unknown"
+    id: str | None = None  # the event's id where it could be read (for the log line; never the body)
 
 
 Verdict = Accepted | Refused
 
 
-def judge(value: bytes | None, max_bytes: int) -> Verdict:
-    """Validate one inbound record value; never raises, every failure is a Refused with a reason code."""
+def judge(value: bytes | None, max_bytes: int, topic: str | None = None, headers: Headers = ()) -> Verdict:
+    """Validate one inbound record (on `topic`, when given); never raises, every failure is a Refused."""
+    if headers and binary.is_binary(headers):
+        return _judge_binary(headers, value, max_bytes, topic)
     if value is None:
         return Refused("not_json", "record has no value (a tombstone); send a CloudEvent as JSON")
     if len(value) > max_bytes:
@@ -101,19 +111,53 @@ def judge(value: bytes | None, max_bytes: int) -> Verdict:
     try:
         body = ONE_PASS.normalised(value)
         if body is not None:  # a plainly valid event (nearly all): checked and normalised in one pass
+            obj = body
             float_free = _check_extensions(body) and body["type"] in FLOAT_FREE_TYPES
-            return _accept(body, float_free)
+            return _fits(_accept(body, float_free), topic)
         obj = parse_json(value)
         _check_extensions(obj)
-        return _accept(validate_object(obj, INBOUND_MODELS).normalised())
-    except Rejection as rejection:
-        return Refused(rejection.reason, rejection.detail, _label_of(obj))
-    except (ValueError, TypeError, RecursionError, OverflowError) as exc:  # pydantic serialisation limits
-        detail = f"event cannot be normalised ({type(exc).__name__}: {str(exc)[:200]}); nest less deeply"
-        return Refused("invalid_data", detail, _label_of(obj))
+        return _fits(_accept(validate_object(obj, INBOUND_MODELS).normalised()), topic)
     except Exception as exc:  # a fault on one record's content refuses that record, never intake
+        return _refused(exc, obj)
+
+
+def _judge_binary(headers: Headers, value: bytes | None, max_bytes: int, topic: str | None) -> Verdict:
+    """A binary-mode record: judged as the structured event its headers and value stand for."""
+    if value is not None and len(value) > max_bytes:
+        return Refused("too_large", f"record is {len(value)} bytes, the limit is {max_bytes}; not parsed")
+    obj: Any = None
+    try:
+        obj = binary.structured(headers, value)
+        _check_extensions(obj)
+        return _fits(_accept(validate_object(obj, INBOUND_MODELS).normalised()), topic)
+    except Exception as exc:
+        return _refused(exc, obj)
+
+
+def _refused(exc: Exception, obj: Any) -> Refused:
+    """The verdict on a record whose judging raised `exc` (`obj`: what of it was read, if anything)."""
+    event_id = _id_of(obj)
+    if isinstance(exc, Rejection):
+        return Refused(exc.reason, exc.detail, _label_of(obj), event_id)
+    if isinstance(exc, ValueError | TypeError | RecursionError | OverflowError):  # pydantic serialisation limits
+        detail = f"event cannot be normalised ({type(exc).__name__}: {str(exc)[:200]}); nest less deeply"
+    else:
         detail = f"event could not be checked ({type(exc).__name__}: {str(exc)[:200]})"
-        return Refused("invalid_data", detail, _label_of(obj))
+    return Refused("invalid_data", detail, _label_of(obj), event_id)
+
+
+def _fits(accepted: Accepted, topic: str | None) -> Accepted:
+    """The accepted event, once it is on its type's topic and agrees with itself (else Rejection)."""
+    expected = INBOUND_TYPES[accepted.type][1]
+    if topic is not None and topic != expected:
+        raise Rejection("wrong_topic", f"{accepted.type} belongs on {expected}, not {topic[:100]}; "
+                                       f"send it to {expected}")
+    if accepted.type == EXTENSION:
+        agreed = accepted.body["data"]["new_due"]
+        if agreed < accepted.time.date().isoformat():
+            raise Rejection("inconsistent", f"data.new_due: {agreed} is before the extension was agreed "
+                                            f"({accepted.body['time']}); an agreed date lies after the agreement")
+    return accepted
 
 
 def _check_extensions(obj: Any) -> bool:
@@ -142,10 +186,15 @@ def _label_of(obj: Any) -> str:
     return type_label(obj.get("type")) if isinstance(obj, dict) else "unknown"
 
 
+def _id_of(obj: Any) -> str | None:
+    event_id = obj.get("id") if isinstance(obj, dict) else None
+    return event_id[:200] if isinstance(event_id, str) else None
+
+
 def _accept(body: dict[str, Any], float_free: bool = False) -> Accepted:
     check_source(body["source"])
     time = event_time(body)
-    if not EARLIEST <= time <= LATEST:
+    if not EARLIEST_YEAR <= time.year <= LATEST_YEAR:
         raise Rejection("invalid_data", f"time: {body['time']} is outside the years 1900 to 2999")
     try:
         data = canonical_float_free(body) if float_free else canonical(body)
@@ -207,6 +256,7 @@ class Known:
     held: Mapping[str, bytes]  # id -> digest of events waiting in the hold
     present: frozenset[str]  # predecessor keys the history holds
     waiting: frozenset[str]  # predecessor keys with events already in the hold
+    openers: Mapping[str, Opener] = field(default_factory=dict)  # present key -> what its (latest) event says
 
 
 class Append(NamedTuple):
@@ -229,11 +279,13 @@ class Plan:
     holds: dict[int, str] = field(default_factory=dict)  # item index -> predecessor key
     duplicates: list[int] = field(default_factory=list)
     conflicts: list[int] = field(default_factory=list)
+    refusals: dict[int, Rejection] = field(default_factory=dict)  # item index -> why it does not fit its story
+    openers: dict[str, Opener] = field(default_factory=dict)  # key -> its opener, for checking released events
 
 
 def plan_batch(items: Sequence[Verdict], known: Known) -> Plan:
     """Decide each valid item's fate, keeping per-subject arrival order (refused items are left out)."""
-    plan = Plan()
+    plan = Plan(openers=dict(known.openers))
     seen: dict[str, bytes] = {**known.held, **known.recorded}
     present, waiting = set(known.present), set(known.waiting)
     pending: dict[str, list[int]] = {}  # in-batch items waiting for a key this batch may still provide
@@ -244,7 +296,7 @@ def plan_batch(items: Sequence[Verdict], known: Known) -> Plan:
             (plan.duplicates if seen[item.id] == item.digest else plan.conflicts).append(index)
             continue
         seen[item.id] = item.digest
-        _place(plan, index, item, present, waiting, pending)
+        _place(plan, index, item, present, waiting, pending, items)
     for key, indexes in pending.items():
         for index in indexes:
             plan.holds[index] = key
@@ -252,18 +304,33 @@ def plan_batch(items: Sequence[Verdict], known: Known) -> Plan:
 
 
 def _place(plan: Plan, index: int, item: Accepted, present: set[str], waiting: set[str],
-           pending: dict[str, list[int]]) -> None:
+           pending: dict[str, list[int]], items: Sequence[Verdict]) -> None:
     need = item.awaits
     if need is not None and need not in present:
         pending.setdefault(need, []).append(index)
         return
+    if not _fits_story(plan, index, item):
+        return
     plan.appends.append(Append(index))
     opened = item.provides
-    if opened is None or opened in present:
+    if opened is None or (opened in present and item.type == CASE_OPENER):  # a case keeps its first receipt
+        return
+    plan.openers[opened] = story.opener_of(item.body, item.time)  # a survey's latest definition counts
+    if opened in present:
         return
     present.add(opened)
     if opened in waiting:
         plan.appends.append(Release(opened))
-    if opened in pending:
-        plan.appends.extend(Append(i) for i in pending.pop(opened))
+    for i in pending.pop(opened, []):
+        waiter = items[i]
+        if isinstance(waiter, Accepted) and _fits_story(plan, i, waiter):
+            plan.appends.append(Append(i))
+
+
+def _fits_story(plan: Plan, index: int, item: Accepted) -> bool:
+    """Whether the item fits its predecessor's story; else it is planned as a refusal."""
+    problem = story.problem(item.body, plan.openers.get(item.awaits or ""), item.time) if item.awaits else None
+    if problem is not None:
+        plan.refusals[index] = problem
+    return problem is None
 

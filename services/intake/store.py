@@ -14,6 +14,7 @@ from datetime import datetime
 import asyncpg
 
 from services.intake.domain import Known
+from services.intake.story import Opener, opener_of
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,21 @@ def _present(keys_param: str) -> str:
             "AND e.type || '' = split_part(k.key, '/', 1) LIMIT 1) x")
 
 
+def _openers(keys_param: str) -> str:
+    """As `_present`, with the time of each key's latest event and, for a survey, its definition's body."""
+    return (f"SELECT k.key, x.time, x.body FROM unnest({keys_param}::text[]) AS k(key) CROSS JOIN LATERAL "
+            "(SELECT e.time, CASE WHEN e.type = 'survey.defined' THEN e.body::text END AS body FROM events e "
+            "WHERE e.subject = substr(k.key, strpos(k.key, '/') + 1) AND e.type || '' = split_part(k.key, '/', 1) "
+            "ORDER BY e.version DESC LIMIT 1) x")
+
+
+def _opener(time: datetime, body: str | None) -> Opener:
+    """What a present key's event says later events must fit (a survey's scales from its stored body)."""
+    if body is None:
+        return Opener(time, {})
+    return opener_of(json.loads(body), time)
+
+
 async def present_keys(conn: asyncpg.Connection, keys: set[str]) -> frozenset[str]:
     """The predecessor keys (type/subject) whose event the history holds."""
     if not keys:
@@ -60,30 +76,41 @@ async def present_keys(conn: asyncpg.Connection, keys: set[str]) -> frozenset[st
     return frozenset(r["key"] for r in await conn.fetch(_present("$1"), list(keys)))
 
 
+async def openers(conn: asyncpg.Connection, keys: set[str]) -> dict[str, Opener]:
+    """The predecessor keys whose event the history holds, with what each (latest) event says."""
+    if not keys:
+        return {}
+    return {r["key"]: _opener(r["time"], r["body"]) for r in await conn.fetch(_openers("$1"), list(keys))}
+
+
 async def known(conn: asyncpg.Connection, ids: Sequence[str], keys: set[str]) -> Known:
     """Everything `plan_batch` needs to know about a batch, in one round trip of indexed lookups:
     the ids the history and the hold hold (with digests), the keys with events waiting in the hold,
-    and the keys whose event the history holds."""
+    and the keys whose event the history holds (with its time and, for a survey, its definition)."""
     rows = await conn.fetch(
-        "SELECT 'r' AS kind, id AS key, digest FROM events WHERE id = any($1::text[]) "
-        "UNION ALL SELECT 'h', id, digest FROM intake_held WHERE id = any($1::text[]) "
-        "UNION ALL (SELECT DISTINCT 'w', awaits, NULL::bytea FROM intake_held WHERE awaits = any($2::text[])) "
-        f"UNION ALL SELECT 'p', p.key, NULL FROM ({_present('$2')}) p",
+        "SELECT 'r' AS kind, id AS key, digest, NULL::timestamptz AS time, NULL::text AS body FROM events "
+        "WHERE id = any($1::text[]) "
+        "UNION ALL SELECT 'h', id, digest, NULL, NULL FROM intake_held WHERE id = any($1::text[]) "
+        "UNION ALL (SELECT DISTINCT 'w', awaits, NULL::bytea, NULL::timestamptz, NULL::text FROM intake_held "
+        "WHERE awaits = any($2::text[])) "
+        f"UNION ALL SELECT 'p', p.key, NULL, p.time, p.body FROM ({_openers('$2')}) p",
         list(ids), list(keys),
     )
     recorded: dict[str, bytes] = {}
     held: dict[str, bytes] = {}
     waiting: set[str] = set()
-    present: set[str] = set()
+    present: dict[str, Opener] = {}
     for r in rows:
         kind, key = r["kind"], r["key"]
         if kind == "r":
             recorded[key] = bytes(r["digest"])
         elif kind == "h":
             held[key] = bytes(r["digest"])
+        elif kind == "w":
+            waiting.add(key)
         else:
-            (waiting if kind == "w" else present).add(key)
-    return Known(recorded, held, frozenset(present), frozenset(waiting))
+            present[key] = _opener(r["time"], r["body"])
+    return Known(recorded, held, frozenset(present), frozenset(waiting), present)
 
 
 async def hold(conn: asyncpg.Connection, events: Sequence[HeldEvent], held_at: datetime,

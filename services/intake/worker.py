@@ -23,6 +23,7 @@ from typing import Any, TypeAlias
 import asyncpg
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import Counter as PrometheusCounter
 
 from schemas.registry import INBOUND_TOPICS
 from services.common import eventstore
@@ -30,11 +31,15 @@ from services.common.consumer import Apply
 from services.common.deadletter import Headers, deadletter_value, send_deadletters
 from services.common.metrics import EVENT_DELAY, EVENTS
 from services.common.worker import Background, Worker
-from services.intake import domain, store
+from services.intake import domain, store, story
 from services.intake.domain import Accepted, Append, Refused, Verdict
 from services.intake.store import HeldEvent
 
 log = logging.getLogger(__name__)
+
+# Contract section 1: a record whose key is not its subject is accepted, and counted here.
+KEY_MISMATCHES = PrometheusCounter("casefeedback_key_mismatch",
+                                   "Valid inbound records whose Kafka key is not their CloudEvents subject")
 
 
 def utc_now() -> datetime:
@@ -86,10 +91,12 @@ class Outcome:
     rejected: list[str] = field(default_factory=list)
     letters: list[dict[str, Any]] = field(default_factory=list)
 
-    def refuse(self, origin: Origin, event_type: str, reason: str, detail: str) -> None:
-        """Dead-letter one record and count it rejected."""
+    def refuse(self, origin: Origin, event_type: str, reason: str, detail: str, event_id: str | None = None) -> None:
+        """Dead-letter one record, count it rejected and log one line about it (never its body)."""
         self.rejected.append(event_type)
         self.letters.append(origin.letter(reason, detail))
+        log.info("refused %s record at %s[%d]@%d (event id %s): %s", reason, origin.topic, origin.partition,
+                 origin.offset, "unreadable" if event_id is None else repr(event_id), detail[:300])
 
 
 class IntakeWorker(Worker):
@@ -126,19 +133,22 @@ class IntakeWorker(Worker):
         for i, record in enumerate(records):
             if i % 25 == 24:
                 await asyncio.sleep(0)  # judging is CPU work: let the batch being applied progress in between
-            verdicts.append(domain.judge(record.value, self.settings.max_record_bytes))
+            verdicts.append(domain.judge(record.value, self.settings.max_record_bytes, record.topic, record.headers))
         return verdicts
 
     async def _record(self, records: Sequence[ConsumerRecord], verdicts: list[Verdict], now: datetime) -> Outcome:
         outcome = Outcome()
         for record, verdict in zip(records, verdicts, strict=True):
             if isinstance(verdict, Refused):
-                outcome.refuse(Origin.of_record(record), verdict.type, verdict.reason, verdict.detail)
+                outcome.refuse(Origin.of_record(record), verdict.type, verdict.reason, verdict.detail, verdict.id)
+            elif record.key != verdict.subject.encode():
+                KEY_MISMATCHES.inc()
         async with self.pool.acquire() as conn, conn.transaction():
             await store.lock_history(conn)
             known = await self._known(conn, verdicts)
             plan = domain.plan_batch(verdicts, known)
             released = await store.release(conn, [a.key for a in plan.appends if isinstance(a, domain.Release)])
+            released = _fitting(outcome, released, plan.openers)
             await store.hold(conn, self._to_hold(records, verdicts, plan.holds), now,
                              now + timedelta(seconds=self.settings.out_of_order_grace_s))
             events, sources = _expand(plan.appends, records, verdicts, released)
@@ -187,13 +197,30 @@ class IntakeWorker(Worker):
             async with conn.transaction():
                 await store.lock_history(conn)
                 held = await store.take_expired(conn, now)
-                present = await store.present_keys(conn, {h.awaits for h in held})
+                openers = await store.openers(conn, {h.awaits for h in held})
+                outcome = Outcome()
+                fitting = _fitting(outcome, {key: [h for h in held if h.awaits == key] for key in openers}, openers)
                 result = await eventstore.append(
-                    conn, [eventstore.NewEvent(h.body, h.raw) for h in held if h.awaits in present], now)
-                outcome = _expiry_outcome(held, present, result, self.settings.out_of_order_grace_s)
+                    conn, [eventstore.NewEvent(h.body, h.raw) for hs in fitting.values() for h in hs], now)
+                _expiry_outcome(outcome, held, frozenset(openers), result, self.settings.out_of_order_grace_s)
                 await send_deadletters(self.producer, outcome.letters)  # acked before the hold's delete commits
         _count(outcome, now)
         return len(held)
+
+
+def _fitting(outcome: Outcome, released: dict[str, list[HeldEvent]],
+             openers: dict[str, story.Opener]) -> dict[str, list[HeldEvent]]:
+    """The released events that fit their opener's story; the others are refused into `outcome`."""
+    kept: dict[str, list[HeldEvent]] = {}
+    for key, held in released.items():
+        for h in held:
+            problem = story.problem(h.body, openers.get(key))
+            if problem is None:
+                kept.setdefault(key, []).append(h)
+            else:
+                outcome.refuse(Origin.of_held(h), domain.type_label(h.body.get("type")), problem.reason,
+                               problem.detail, h.id)
+    return kept
 
 
 def _label(verdict: Verdict) -> str:
@@ -239,6 +266,9 @@ def _settle(outcome: Outcome, plan: domain.Plan, records: Sequence[ConsumerRecor
         outcome.duplicates.append(_label(verdicts[index]))
     for index in plan.conflicts:
         _conflict(outcome, Origin.of_record(records[index]), verdicts[index])
+    for index, problem in plan.refusals.items():
+        outcome.refuse(Origin.of_record(records[index]), _label(verdicts[index]), problem.reason, problem.detail,
+                       _id(verdicts[index]))
     _settle_append(outcome, result, sources)
 
 
@@ -251,23 +281,27 @@ def _settle_append(outcome: Outcome, result: eventstore.AppendResult, sources: d
         _conflict(outcome, _origin(sources[conflict.id]), Accepted(conflict.body, b""))
 
 
+def _id(verdict: Verdict) -> str | None:
+    return verdict.id if isinstance(verdict, Refused | Accepted) else None
+
+
 def _conflict(outcome: Outcome, origin: Origin, verdict: Verdict) -> None:
     assert isinstance(verdict, Accepted)
     outcome.refuse(origin, domain.type_label(verdict.type), "invalid_data",
-                   f"conflict: id {verdict.id[:200]!r} was already accepted with a different body; the first is kept")
+                   f"conflict: id {verdict.id[:200]!r} was already accepted with a different body; the first is kept",
+                   verdict.id)
 
 
-def _expiry_outcome(held: list[HeldEvent], present: frozenset[str], result: eventstore.AppendResult,
-                    grace_s: float) -> Outcome:
-    outcome = Outcome()
+def _expiry_outcome(outcome: Outcome, held: list[HeldEvent], present: frozenset[str],
+                    result: eventstore.AppendResult, grace_s: float) -> None:
+    """Fill `outcome` with what the expiry appended, and dead-letter what waited in vain."""
     _settle_append(outcome, result, {h.id: h for h in held})
     for h in held:
         if h.awaits not in present:
             need, _ = domain.split_key(h.awaits)
             outcome.refuse(Origin.of_held(h), domain.type_label(h.body.get("type")), "out_of_order",
                            f"{h.body.get('type')} needs a {need} in the history first; none was accepted within "
-                           f"the {grace_s:g} s grace")
-    return outcome
+                           f"the {grace_s:g} s grace", h.id)
 
 
 def _count(outcome: Outcome, now: datetime) -> None:

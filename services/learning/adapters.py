@@ -1,36 +1,17 @@
-"""Learning's adapters: its tracker for the shared engine, live state for replay, held events, gauges."""
+"""Learning's database adapters: its live state (for replay), held events, the gauges' query."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from functools import partial
-from typing import Any
 
 import asyncpg
 
-from services.deadlines.engine import Tracker
-from services.deadlines.procedures import ProcedureBook
-from services.learning import codec, domain
+from services.learning import codec
 from services.learning.domain import CaseLearning
 
 TABLE = "learning_cases"
 OWNER = "learning"
-TYPES = ("complaint.received", *domain.HANDLERS)
-
-
-def _columns(state: CaseLearning) -> tuple[bool, str, str]:
-    return state.open_stage() is not None, domain.STAGE, state.service_area
-
-
-def tracker(book: ProcedureBook) -> Tracker[CaseLearning]:
-    """Learning's domain wired for the shared engine."""
-    return Tracker(OWNER, TABLE, domain.SOURCE, TYPES, partial(_decide, book=book), domain.fire_due,
-                   codec.encode, codec.decode, lambda s: s.deadlines(), _columns)
-
-
-def _decide(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook) -> domain.Decision:
-    return domain.decide(state, body, book)
 
 
 async def load_live_state(conn: asyncpg.Connection) -> dict[str, CaseLearning]:

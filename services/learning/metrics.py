@@ -1,11 +1,9 @@
-"""Learning's contract metrics (section 7) and the complaint patterns of seed 000 §4.3.4; bounded labels."""
+"""Learning's contract metrics (section 7) and the complaint patterns of seed 000 §4.3.4; labels bounded by the
+labels file (`services/common/figures.py` folds them)."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
-
-# Seed 001 §4.10.3: "the highest numbers of complaints feature staff attitude or service standards".
-THEMES = ("staff_attitude", "service_standards", "communication", "delay", "decision", "policy")
 
 STAGES_OPEN = Gauge("casefeedback_learning_stages_open", "Open learning stages on this worker's partitions")
 STAGES_OVERDUE = Gauge("casefeedback_learning_stages_overdue", "Open learning stages past due (owned partitions)")

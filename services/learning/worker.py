@@ -23,10 +23,10 @@ from schemas.registry import TOPIC_EVENTS
 from services.common.deadletter import deadletter_value, send_deadletters
 from services.common.worker import Background, HistoryRecord
 from services.deadlines.engine import Applied, Tracker
-from services.deadlines.labels import DEFAULT_SERVICE_AREAS, fold
 from services.deadlines.worker import TrackingWorker, _sleep
 from services.learning import adapters, domain, metrics
 from services.learning.domain import CaseLearning
+from services.learning.projection import PROJECTION
 
 HOLD_TRIGGERS = ("complaint.received", "complaint.closed", *domain.HELD_TYPES)
 
@@ -37,7 +37,7 @@ class LearningWorker(TrackingWorker):
     name = "learning"
 
     def make_tracker(self) -> Tracker[CaseLearning]:
-        return adapters.tracker(self.book)
+        return PROJECTION.tracker(self.book)
 
     async def after_apply(self, conn: asyncpg.Connection, events: Sequence[HistoryRecord], applied: Applied) -> None:
         held = sorted({str(e.body["subject"]) for e in events if e.type in HOLD_TRIGGERS})
@@ -47,15 +47,15 @@ class LearningWorker(TrackingWorker):
         self._count(events, applied.states)
 
     def _area(self, area: str) -> str:
-        return fold(area, self.settings.service_areas or DEFAULT_SERVICE_AREAS)
+        return self.settings.labels.service_area(area)
 
     def _count(self, events: Sequence[HistoryRecord], states: dict[str, Any]) -> None:
         for event in events:
             state = states.get(str(event.body["subject"]))
             if event.type == "complaint.received" and state is not None:
                 area = self._area(str(event.body["data"]["service_area"]))
-                for theme in set(event.body["data"].get("themes") or []):
-                    metrics.THEMES_TOTAL.labels(area, fold(str(theme), metrics.THEMES)).inc()
+                for theme in self.settings.labels.themes_of(event.body["data"].get("themes")):
+                    metrics.THEMES_TOTAL.labels(area, theme).inc()
             elif event.type.startswith("learning.") and state is not None:
                 self._count_learning(event, state)
 

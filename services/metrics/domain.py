@@ -11,7 +11,8 @@ by the date a thing happened):
 - Satisfaction is stored as raw answer counts per (survey, question, respondent type, answer, day);
   which answers are positive comes from the survey's definition at the time figures are read, so a
   definition arriving after its responses (on another partition) still classifies them.
-- Label values come only from bounded sets; anything else is folded into `other` and counted.
+- Label values come only from bounded sets (`services/common/figures.py`, the operator's labels file);
+  anything else is folded into `other` and counted. Answers are keyed by `figures.answer_key`.
 - Counting one event either succeeds or raises BadEvent: whatever else goes wrong is turned into
   BadEvent, so the live worker and replay refuse exactly the same events.
 """
@@ -21,23 +22,15 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from schemas.times import parse_time
+from services.common.figures import OTHER, OUTCOMES, LabelValues, answer_key, positive_keys
 
 WINDOWS: dict[str, int] = {"30d": 30, "90d": 90, "365d": 365}
-OTHER = "other"
-DEFAULT_SERVICE_AREAS = ("adult_social_care", "childrens_services", "community_care", "criminal_justice",
-                         "general", "housing")
-DEFAULT_RESPONDENT_TYPES = ("carer", "family", "professional", "public", "service_user", "staff")
-# Stage ids of the built-in procedures (contract section 6).
-DEFAULT_STAGES = ("stage1", "stage2", "level1", "level2", "director", "committee")
-OUTCOMES = ("upheld", "partially_upheld", "not_upheld", "resolved")
 OUTCOME_SET = frozenset(OUTCOMES)
-# Every answer any scale allows (likert5, yes_no, score10); anything else is stored as `other`.
-ANSWERS = frozenset({"yes", "no", *(str(n) for n in range(0, 11))})
 FOLDABLE = ("outcome", "respondent_type", "service_area", "stage")  # labels whose values are folded
 ARCHIVE_DAY = 0  # all counts older than KEEP_DAYS, per series: in every all-time total, in no window
 KEEP_DAYS = 400  # the longest window (365 days) and a margin
@@ -83,24 +76,20 @@ def _refusing(step: Callable[P, R]) -> Callable[P, R]:
 
 @dataclass(frozen=True)
 class LabelSets:
-    """The bounded sets label values are taken from."""
+    """The bounded sets label values are taken from (the operator's labels file and the procedures' stages)."""
 
-    service_areas: frozenset[str] = frozenset(DEFAULT_SERVICE_AREAS)
-    respondent_types: frozenset[str] = frozenset(DEFAULT_RESPONDENT_TYPES)
-    stages: frozenset[str] = frozenset(DEFAULT_STAGES)
+    service_areas: frozenset[str]
+    respondent_types: frozenset[str]
+    stages: frozenset[str]
     max_series: int = DEFAULT_MAX_SERIES
     max_questions: int = DEFAULT_MAX_QUESTIONS
 
     @classmethod
-    def with_areas(cls, areas: Iterable[str]) -> LabelSets:
-        """The default sets, with configured service areas where any are given."""
-        chosen = frozenset(areas)
-        return cls(service_areas=chosen) if chosen else cls()
-
-    @classmethod
-    def configured(cls, areas: Iterable[str], max_series: int, max_questions: int) -> LabelSets:
-        """The sets of `with_areas`, with the satisfaction caps given."""
-        return replace(cls.with_areas(areas), max_series=max_series, max_questions=max_questions)
+    def configured(cls, labels: LabelValues, stages: Iterable[str], max_series: int = DEFAULT_MAX_SERIES,
+                   max_questions: int = DEFAULT_MAX_QUESTIONS) -> LabelSets:
+        """The sets of the configured label values and procedure stages, with the satisfaction caps given."""
+        return cls(frozenset(labels.service_areas), frozenset(labels.respondent_types), frozenset(stages),
+                   max_series, max_questions)
 
 
 class Fact(NamedTuple):
@@ -149,12 +138,6 @@ def today_of(now: datetime) -> int:
     return day_of(now.isoformat())
 
 
-def normalise_answer(answer: Any) -> str:
-    """An answer as a scale value (`yes`, `no`, `0`..`10`), or `other`."""
-    text = ("yes" if answer else "no") if isinstance(answer, bool) else str(answer).strip().lower()
-    return text if text in ANSWERS else OTHER
-
-
 def _fold(value: Any, allowed: frozenset[str], label: str, day: int, folded: list[Fact]) -> str:
     if isinstance(value, str) and value in allowed:
         return value
@@ -198,7 +181,7 @@ def _response(event: Mapping[str, Any], day: int, sets: LabelSets) -> list[Fact]
     if not isinstance(survey, str) or not isinstance(answers, (dict, Mapping)):
         raise BadEvent("survey.response.submitted: survey_id (string) and answers (object) are required")
     rtype = _fold(data.get("respondent_type"), sets.respondent_types, "respondent_type", day, folded)
-    facts = [Fact(ANSWER, (survey, str(q), rtype, normalise_answer(a)), day) for q, a in answers.items()]
+    facts = [Fact(ANSWER, (survey, str(q), rtype, answer_key(a)), day) for q, a in answers.items()]
     return [Fact(RESPONSE, (rtype,), day), *facts, *folded]
 
 
@@ -247,7 +230,7 @@ def _question(raw: Any) -> tuple[str, Question]:
     bench = raw.get("benchmark")
     benchmark = (str(bench["label"]), float(bench["value"])) if isinstance(bench, Mapping) else None
     target = raw.get("target")
-    positive = frozenset(normalise_answer(a) for a in raw.get("positive") or ())
+    positive = positive_keys(raw.get("positive") or [])
     return raw["question_id"], Question(positive, float(target) if target is not None else None, benchmark)
 
 
@@ -337,43 +320,8 @@ class View(NamedTuple):
     sets: LabelSets
 
 
-@dataclass
-class Snapshot:
-    """Figures as a set of partitions' buckets and the survey definitions (what the collector reads)."""
-
-    buckets: dict[int, Buckets] = field(default_factory=dict)
-    surveys: dict[str, Survey] = field(default_factory=dict)
-    sets: LabelSets = field(default_factory=LabelSets)
-
-    def owned_buckets(self) -> Buckets:
-        """All partitions' buckets summed."""
-        return merge(self.buckets.values())
-
-    def owned_partitions(self) -> set[int]:
-        """The partitions these figures cover."""
-        return set(self.buckets)
-
-    def view(self) -> View:
-        """These figures as a scrape reads them."""
-        return View(self.owned_buckets(), frozenset(self.buckets), self.surveys, self.sets)
-
-
 def keep_survey(surveys: dict[str, Survey], survey: Survey) -> None:
     """Store a definition unless a later one of the same survey is there."""
     held = surveys.get(survey.survey_id)
     if held is None or held.seq < survey.seq:
         surveys[survey.survey_id] = survey
-
-
-def replay(history: Iterable[tuple[int, int, Mapping[str, Any]]], sets: LabelSets) -> Snapshot:
-    """Recompute every figure from (partition, seq, body) of the history; refused events are skipped."""
-    snap = Snapshot(sets=sets)
-    for partition, seq, body in history:
-        try:
-            counted = count(body, partition, seq, sets)
-        except BadEvent:
-            continue
-        if counted.survey is not None:
-            keep_survey(snap.surveys, counted.survey)
-        add_facts(snap.buckets.setdefault(partition, {}), counted.facts)
-    return snap

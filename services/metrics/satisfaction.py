@@ -15,7 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 
-from services.metrics.domain import ANSWER, OTHER, WINDOWS, Buckets, LabelSets, Survey, View, window_sum
+from services.common.figures import OTHER
+from services.metrics.domain import ANSWER, WINDOWS, Buckets, LabelSets, Survey, View, window_sum
 
 FAMILIES = 3  # responses, positive, ratio
 FOLD = (OTHER, OTHER)

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from services.metrics.domain import BadEvent, Buckets, Survey, survey_of
+from services.metrics.domain import BadEvent, Buckets, Survey, merge, survey_of
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +75,14 @@ async def compact(conn: asyncpg.Connection, group: str, partition: int, cutoff: 
         "ON CONFLICT (grp, partition, kind, labels, day) DO UPDATE SET n = metrics_buckets.n + EXCLUDED.n",
         group, partition, cutoff,
     )
+
+
+async def live_counts(conn: asyncpg.Connection, group: str) -> tuple[Buckets, dict[str, int]] | None:
+    """The group's counts summed over partitions and the seq of each stored survey definition (None before
+    the tables exist): what replay compares its rebuild with."""
+    if not await conn.fetchval("SELECT to_regclass('metrics_buckets') IS NOT NULL"):
+        return None
+    partitions = [r["partition"] for r in await conn.fetch(
+        "SELECT DISTINCT partition FROM metrics_buckets WHERE grp = $1", group)]
+    merged = merge((await load(conn, group, partitions)).values())
+    return merged, {sid: s.seq for sid, s in (await surveys(conn)).items()}

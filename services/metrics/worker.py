@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import asyncpg
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY
 
 from schemas.registry import TOPIC_EVENTS
 from services.common.deadletter import deadletter_value, send_deadletters
@@ -29,6 +29,7 @@ from services.metrics import domain as d
 from services.metrics import store
 from services.metrics.collector import MetricsCollector
 from services.metrics.figures import LiveFigures
+from services.metrics.projection import PROJECTION, label_sets
 
 log = logging.getLogger(__name__)
 SURVEY_REFRESH_S = 1.0
@@ -49,13 +50,10 @@ class MetricsWorker(HistoryWorker):
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer):
         super().__init__(settings, pool, producer)
-        self.sets = d.LabelSets.configured(settings.service_areas, settings.max_satisfaction_series,
-                                           settings.max_survey_questions)
+        self.sets = label_sets(settings)
         self.figures = LiveFigures(self.sets)
         self.clock: Callable[[], datetime] = _utc_now
         self.collector = MetricsCollector(self.figures, lambda: self.clock())
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self.collector)
         self._pending: tuple[dict[int, d.Buckets], list[d.Survey]] | None = None
 
     def owned_partitions(self) -> set[int]:
@@ -93,7 +91,7 @@ class MetricsWorker(HistoryWorker):
         letters: list[dict[str, Any]] = []
         for event in events:
             try:
-                counted = d.count(event.body, event.partition, event.seq, self.sets)
+                counted = PROJECTION.count(event.body, event.partition, event.seq, self.sets)
             except Exception as exc:  # noqa: BLE001 - the domain step refuses this one event, never the service
                 letters.append(_letter(event, exc))
                 continue
@@ -101,7 +99,7 @@ class MetricsWorker(HistoryWorker):
                 await store.save_survey(conn, counted.survey.survey_id, event.partition, event.seq,
                                         event.body["data"])
                 defined.append(counted.survey)
-            d.add_facts(deltas.setdefault(event.partition, {}), counted.facts)
+            PROJECTION.add(deltas.setdefault(event.partition, {}), counted.facts)
         await store.add(conn, self.group, deltas)
         await send_deadletters(self.producer, letters)
         self._pending = (deltas, defined)
@@ -138,9 +136,6 @@ class MetricsWorker(HistoryWorker):
                 await asyncio.wait_for(stop.wait(), self.compact_every_s)
             except TimeoutError:
                 await self.compact()
-
-    def health(self) -> dict[str, Any]:
-        return {"surveys_defined": len(self.figures.surveys), "partitions_owned": len(self.figures.partitions)}
 
 
 def _letter(event: HistoryRecord, exc: Exception) -> dict[str, Any]:

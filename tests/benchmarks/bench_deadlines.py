@@ -34,8 +34,9 @@ import psutil
 from services.common.infra import Infrastructure, start_infrastructure
 from services.common.settings import load_settings
 from services.deadlines import engine
-from services.deadlines.procedures import load_book
-from services.escalation import adapters, domain
+from services.deadlines.procedure_files import load_book
+from services.escalation import domain
+from services.escalation.projection import PROJECTION
 
 GOAL_RSS_MIB = 1024
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ async def _timed(conn: asyncpg.Connection, sql: str, *args: Any, repeat: int = 2
 
 async def _tick_figures(url: str, partitions: int, now: datetime) -> dict[str, Any]:
     conn = await asyncpg.connect(url)
-    tracker = adapters.tracker(load_book())
+    tracker = PROJECTION.tracker(load_book())
     parts = list(range(partitions))
     try:
         select = ("SELECT subject FROM deadlines WHERE owner = 'escalation' AND next_fire_at <= $1 "

@@ -73,7 +73,7 @@ def _other(i: int, at: datetime) -> dict[str, Any]:
 def history(total: int) -> Iterator[dict[str, Any]]:
     """At least `total` event bodies (whole stories) in history order, each inbound event followed by what
     escalation and learning derive from it."""
-    from services.deadlines.procedures import load_book
+    from services.deadlines.procedure_files import load_book
     from services.escalation import domain as escalation
     from services.learning import domain as learning
 

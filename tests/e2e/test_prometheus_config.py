@@ -60,7 +60,7 @@ def test_promtool_accepts_the_config_and_the_rules() -> None:
     config = promtool("check", "config", "prometheus/prometheus.yml")
     assert config.returncode == 0, config.stdout + config.stderr
     rules = promtool("check", "rules", str(RULES))
-    assert rules.returncode == 0 and "6 rules found" in rules.stdout, rules.stdout + rules.stderr
+    assert rules.returncode == 0 and "8 rules found" in rules.stdout, rules.stdout + rules.stderr
 
 
 def test_every_alert_has_a_passing_promtool_unit_test() -> None:
@@ -75,9 +75,9 @@ def test_every_alert_has_a_passing_promtool_unit_test() -> None:
 def test_the_compose_file_runs_every_part_from_one_image() -> None:
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"kafka", "postgres", "prometheus", "grafana"} <= set(services)
-    assert {"intake", "escalation", "learning", "metrics"} <= set(services)
-    kafka = services["kafka"]
+    assert {"kafka-1", "kafka-2", "kafka-3", "postgres", "prometheus", "alertmanager", "grafana"} <= set(services)
+    assert {"intake", "escalation", "learning", "metrics", "relay"} <= set(services)
+    kafka = services["kafka-1"]
     assert kafka["image"].startswith("apache/kafka") and "KAFKA_PROCESS_ROLES" in kafka["environment"]
     for name in ("intake", "escalation", "learning", "metrics"):
         service = services[name]
@@ -85,7 +85,7 @@ def test_the_compose_file_runs_every_part_from_one_image() -> None:
         assert "container_name" not in services[name] and "ports" not in services[name], "must scale (--scale)"
     scraped = {c["job_name"] for c in yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())[
         "scrape_configs"]}
-    assert {f"casefeedback-{n}" for n in ("intake", "escalation", "learning", "metrics")} <= scraped
+    assert {f"casefeedback-{n}" for n in ("intake", "escalation", "learning", "metrics", "relay")} <= scraped
 
 
 def test_grafana_provisioning_names_the_datasource_the_dashboards_use() -> None:

@@ -205,3 +205,24 @@ def test_every_alert_expression_is_valid_and_its_measure_returns_data(system: tu
     firing = {a["labels"]["alertname"] for a in json.loads(urllib.request.urlopen(
         f"http://127.0.0.1:{prom.port}/api/v1/alerts", timeout=10).read())["data"]["alerts"]}
     assert "CasefeedbackServiceDown" not in firing and "CasefeedbackServiceAbsent" not in firing
+
+
+def test_the_satisfaction_panel_equals_the_report_on_the_same_history(system: tuple[UpProcess, Prometheus]) -> None:
+    up, prom = system
+    poll(lambda: _figures_arrived(prom), 90, "the history's figures in Prometheus")
+    today = NOW.date()
+    made = up.cli("report", "--from", (today - timedelta(days=29)).isoformat(), "--to", today.isoformat())
+    assert made.returncode == 0, made.stderr
+    rows = {(r["survey"], r["question"]): r for r in json.loads(made.stdout)["satisfaction"]}
+    panels = {title: targets for _, title, targets in _panels()}
+    expr = panels["Satisfaction by question (30 days)"][0][0]
+    shown = {(r["metric"]["survey"], r["metric"]["question"]): float(r["value"][1]) for r in prom.vector(expr)}
+    for question in ("overall", "respect", "say"):
+        row = rows[(SURVEY, question)]
+        assert shown[(SURVEY, question)] == pytest.approx(row["positive"] / row["responses"]), question
+
+
+def _panels() -> list[tuple[str, str, list[tuple[str, str]]]]:
+    from deploy.grafana.build_dashboards import DASHBOARDS
+
+    return [(uid, title, targets) for uid, (_, ps) in DASHBOARDS.items() for title, _, _, targets in ps]

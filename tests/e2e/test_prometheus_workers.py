@@ -10,6 +10,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from prometheus_client import CollectorRegistry
 
 from services.common.http import HttpEndpoint
 from services.common.settings import Settings
@@ -44,7 +45,9 @@ def same(a: dict, b: dict) -> bool:
 
 
 async def serve(worker: MetricsWorker) -> HttpEndpoint:
-    endpoint = HttpEndpoint("127.0.0.1", 0, lambda: {"status": "ok"}, registry=worker.registry)
+    registry = CollectorRegistry(auto_describe=False)  # this worker's figures alone, as its own process serves them
+    registry.register(worker.collector)
+    endpoint = HttpEndpoint("127.0.0.1", 0, lambda: {"status": "ok"}, registry=registry)
     await endpoint.start()
     return endpoint
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import asyncpg
 
-from services.audit.seed2011 import EXPECTED_2011, seed_2011
 from tests.e2e.conftest import UpProcess, replay_when_caught_up, start_up, stop_up
+from tests.seed2011 import EXPECTED_2011, seed_2011
 
 # What escalation must have derived before the report is final: 60 complaints x 2 deadlines scheduled,
 # 60 acknowledgements and 52 responses met, and the 8 open cases' response deadlines (due in 2012)

@@ -26,7 +26,7 @@ from services.common import db, eventstore
 from services.common.embedded import PG_OWNER, EmbeddedPostgres
 from services.common.eventstore import NewEvent, canonical
 from services.common.settings import Settings
-from services.deadlines.procedures import load_book
+from services.deadlines.procedure_files import load_book
 from services.escalation import domain as escalation
 from services.learning import domain as learning
 from tests.helpers import cloudevent, unique

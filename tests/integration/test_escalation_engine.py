@@ -15,14 +15,15 @@ from services.common import eventstore
 from services.common.worker import HistoryRecord
 from services.deadlines import engine
 from services.deadlines.engine import Applied
-from services.deadlines.procedures import load_book
+from services.deadlines.procedure_files import load_book
 from services.escalation import adapters, domain
 from services.escalation.domain import SOURCE
+from services.escalation.projection import PROJECTION
 from tests.helpers import cloudevent, unique
 from tests.integration.test_escalation_support import derived, received
 
 PARTITION = 97  # no running worker owns it: only this test's ticks see these cases
-TRACKER = adapters.tracker(load_book())
+TRACKER = PROJECTION.tracker(load_book())
 
 
 async def _accept_and_apply(pool: asyncpg.Pool, events: list[dict[str, Any]]) -> Applied:

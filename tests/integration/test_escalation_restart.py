@@ -99,7 +99,7 @@ async def test_a_changed_procedure_file_does_not_move_open_cases_deadlines(
         settings: Settings, pool: asyncpg.Pool, tmp_path: Path) -> None:
     import yaml
 
-    from services.deadlines.procedures import BUILT_IN
+    from services.deadlines.procedure_files import BUILT_IN
 
     old_case, new_case = unique("proc"), unique("proc")
     async with running(EscalationWorker, settings, tick_interval_s=0.1):

@@ -21,6 +21,7 @@ from services.metrics import domain as d
 from services.metrics.collector import MetricsCollector
 from services.metrics.worker import MetricsWorker
 from tests.helpers import cloudevent, read_topic, running, unique, wait_for
+from tests.unit import metrics_support as support
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -90,7 +91,7 @@ async def recomputed(pool: asyncpg.Pool, sets: d.LabelSets) -> Scrape:
     """Every figure recomputed from the whole history for the same moment."""
     async with pool.acquire() as conn:
         rows = await conn.fetch("SELECT seq, body FROM events ORDER BY seq")
-    snap = d.replay(((0, r["seq"], json.loads(r["body"])) for r in rows), sets)
+    snap = support.replay(((0, r["seq"], json.loads(r["body"])) for r in rows), sets)
     return scrape(MetricsCollector(snap, lambda: NOW))
 
 

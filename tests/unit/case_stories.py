@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from services.deadlines.procedures import load_book
+from services.deadlines.procedure_files import load_book
 from services.deadlines.timers import Decision, decide_safely
 from services.escalation.domain import SOURCE as ESCALATION
 from services.learning.domain import SOURCE as LEARNING

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.deadlines.procedures import load_book
+from services.deadlines.procedure_files import load_book
 from services.escalation import codec, domain
 from services.escalation.domain import CaseState, decide
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.deadlines.procedures import load_book
+from services.deadlines.procedure_files import load_book
 from services.learning import codec, domain
 from services.learning.domain import CaseLearning, decide
 
@@ -116,6 +116,7 @@ def test_replay_gives_the_same_state_and_ids() -> None:
 
 
 def test_patterns_count_themes_and_actions_by_service_area() -> None:
+    from services.common.labels import load_labels
     from services.learning.patterns import patterns
 
     other = ev("complaint.received", "2026-03-02T09:15:00+00:00", subject="case-2", service_area="housing",
@@ -125,7 +126,8 @@ def test_patterns_count_themes_and_actions_by_service_area() -> None:
         ev("learning.action.added", "2026-04-02T10:00:00+01:00", action_id="a1", level="local", description="x"),
         ev("learning.action.added", "2026-04-02T10:00:00+01:00", action_id="a1", level="local", description="x"),
         ev("learning.action.completed", "2026-04-03T10:00:00+01:00", action_id="a1"),
-        ev("learning.action.completed", "2026-04-03T10:00:00+01:00", subject="case-2", action_id="zz")])
+        ev("learning.action.completed", "2026-04-03T10:00:00+01:00", subject="case-2", action_id="zz")],
+        load_labels())
     assert result == {"themes": {"community_care": {"staff_attitude": 1}, "housing": {"delay": 1, "staff_attitude": 1}},
                       "learning_actions": {"community_care": {"local.completed": 1, "local.opened": 1}}}
 

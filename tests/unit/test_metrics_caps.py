@@ -11,13 +11,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.common.settings import load_settings
 from services.metrics import domain as d
 from services.metrics.collector import MetricsCollector
+from tests.unit import metrics_support as support
 
 NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 TODAY = d.today_of(NOW)
 SAT = ("casefeedback_satisfaction_responses", "casefeedback_satisfaction_positive",
        "casefeedback_satisfaction_ratio")
-RTYPES = (*d.DEFAULT_RESPONDENT_TYPES, d.OTHER)
-DEFAULTS = d.LabelSets()
+RTYPES = (*support.RESPONDENT_TYPES, d.OTHER)
+DEFAULTS = support.SETS
 
 
 def defined(surveys: int, questions: int, prefix: str = "survey") -> dict[str, d.Survey]:
@@ -35,7 +36,7 @@ def answered(surveys: dict[str, d.Survey]) -> d.Buckets:
 
 def exposition(surveys: dict[str, d.Survey], sets: d.LabelSets = DEFAULTS) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(MetricsCollector(d.Snapshot({0: answered(surveys)}, surveys, sets), lambda: NOW))
+    registry.register(MetricsCollector(support.Snapshot({0: answered(surveys)}, surveys, sets), lambda: NOW))
     return generate_latest(registry)
 
 
@@ -51,7 +52,7 @@ def test_a_scrape_of_50_surveys_of_50_questions_stays_under_a_megabyte() -> None
     text = exposition(defined(50, 50))
     series = sum(len(v) for k, v in samples(text).items() if k in SAT)
     assert len(text) < 1_000_000, f"scrape of {len(text):,} bytes"
-    assert series <= d.LabelSets().max_series
+    assert series <= support.SETS.max_series
 
 
 def test_a_realistic_council_keeps_every_question_named() -> None:
@@ -62,7 +63,7 @@ def test_a_realistic_council_keeps_every_question_named() -> None:
 
 
 def test_questions_beyond_the_cap_fold_into_other_and_are_counted() -> None:
-    surveys, sets = defined(50, 50), d.LabelSets()
+    surveys, sets = defined(50, 50), support.SETS
     got = samples(exposition(surveys, sets))
     named = {(s["survey"], s["question"]) for s in got["casefeedback_satisfaction_responses"]}
     folded_questions = float(got["casefeedback_satisfaction_folded_questions"][0]["value"])
@@ -78,7 +79,8 @@ def test_questions_beyond_the_cap_fold_into_other_and_are_counted() -> None:
 def test_the_series_cap_and_the_question_cap_are_configurable() -> None:
     settings = load_settings({"CASEFEEDBACK_MAX_SATISFACTION_SERIES": "20000",
                               "CASEFEEDBACK_MAX_SURVEY_QUESTIONS": "3"})
-    sets = d.LabelSets.configured((), settings.max_satisfaction_series, settings.max_survey_questions)
+    sets = replace(support.SETS, max_series=settings.max_satisfaction_series,
+                   max_questions=settings.max_survey_questions)
     assert (sets.max_series, sets.max_questions) == (20000, 3)
     got = samples(exposition(defined(4, 5), sets))
     questions = {s["question"] for s in got["casefeedback_satisfaction_responses"]}
@@ -87,7 +89,7 @@ def test_the_series_cap_and_the_question_cap_are_configurable() -> None:
 
 
 def test_a_folded_survey_never_exports_its_question_ids() -> None:
-    sets = replace(d.LabelSets(), max_series=9 * len(RTYPES) * 2)  # room for one named question and the fold
+    sets = replace(support.SETS, max_series=9 * len(RTYPES) * 2)  # room for one named question and the fold
     got = samples(exposition(defined(3, 4, prefix="s"), sets))
     labels = {(s["survey"], s["question"]) for s in got["casefeedback_satisfaction_responses"]}
     assert labels == {("s-0", "q0"), (d.OTHER, d.OTHER)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -9,12 +10,15 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.common.figures import answer_key
+from services.common.settings import load_settings
 from services.metrics import domain as d
 from services.metrics.collector import MetricsCollector
 from services.metrics.satisfaction import satisfaction
+from tests.unit import metrics_support as support
 
 NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
-SETS = d.LabelSets()
+SETS = support.SETS
 
 
 def ev(type_: str, time_: datetime, data: dict, subject: str = "s-1") -> dict:
@@ -45,7 +49,8 @@ def test_known_service_area_keeps_its_value() -> None:
 
 
 def test_configured_service_areas_replace_the_default_set() -> None:
-    sets = d.LabelSets.with_areas(["libraries"])
+    labels = load_settings({"CASEFEEDBACK_SERVICE_AREAS": "libraries"}).labels
+    sets = replace(support.SETS, service_areas=frozenset(labels.service_areas))
     assert d.facts_of(ev("compliment.received", NOW, {"service_area": "libraries"}), sets)[0].labels == ("libraries",)
     assert d.facts_of(ev("compliment.received", NOW, {"service_area": "housing"}), sets)[0].labels == ("other",)
 
@@ -74,20 +79,20 @@ def test_windows_slide_as_time_passes_without_new_events() -> None:
 
 
 def test_satisfaction_counts_positive_answers_by_the_definition() -> None:
-    snap = d.replay([(0, 1, survey_event()), (1, 2, answer("5")), (1, 3, answer(4)), (2, 4, answer("2", False))],
+    snap = support.replay([(0, 1, survey_event()), (1, 2, answer("5")), (1, 3, answer(4)), (2, 4, answer("2", False))],
                     SETS)
-    sat = satisfaction(snap.owned_buckets(), snap.surveys, SETS, d.today_of(NOW))
+    sat = satisfaction(snap.view().buckets, snap.surveys, SETS, d.today_of(NOW))
     assert sat.responses[("sv", "q1", "carer", "30d")] == 3
     assert sat.positive[("sv", "q1", "carer", "30d")] == 2
     assert sat.positive[("sv", "q2", "carer", "30d")] == 2
 
 
 def test_responses_before_their_definition_are_classified_once_it_arrives() -> None:
-    snap = d.replay([(1, 1, answer("5"))], SETS)
-    before = satisfaction(snap.owned_buckets(), snap.surveys, SETS, d.today_of(NOW))
+    snap = support.replay([(1, 1, answer("5"))], SETS)
+    before = satisfaction(snap.view().buckets, snap.surveys, SETS, d.today_of(NOW))
     assert before.unmatched["30d"] == 2 and not before.responses
     d.keep_survey(snap.surveys, d.survey_of(survey_event(), 0, 2))
-    after = satisfaction(snap.owned_buckets(), snap.surveys, SETS, d.today_of(NOW))
+    after = satisfaction(snap.view().buckets, snap.surveys, SETS, d.today_of(NOW))
     assert after.positive[("sv", "q1", "carer", "30d")] == 1
 
 
@@ -99,10 +104,10 @@ def test_a_later_definition_replaces_an_earlier_one() -> None:
 
 
 def test_answers_off_every_scale_are_stored_as_other() -> None:
-    assert d.normalise_answer(True) == "yes"
-    assert d.normalise_answer(7) == "7"
-    assert d.normalise_answer(" YES ") == "yes"
-    assert d.normalise_answer("my free text") == "other"
+    assert answer_key(True) == "yes"
+    assert answer_key(7) == "7"
+    assert answer_key(" YES ") == "yes"
+    assert answer_key("my free text") == "other"
 
 
 def test_outcomes_and_received_volumes() -> None:
@@ -120,7 +125,7 @@ def test_event_without_a_valid_time_is_refused() -> None:
         raise AssertionError("a bad time must be refused")
 
 
-def _scrape(snap: d.Snapshot) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def _scrape(snap: support.Snapshot) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MetricsCollector(snap, lambda: NOW))
     out = {}
@@ -153,8 +158,9 @@ def test_figures_summed_across_partition_owners_equal_the_single_owner(evs: list
         when = NOW - timedelta(days=offset)
         body = answer(ans, time_=when) if is_answer else ev("compliment.received", when, {"service_area": area})
         history.append((partition, seq, body))
-    whole = d.replay(history, SETS)
-    halves = [d.Snapshot({p: b for p, b in whole.buckets.items() if p % 2 == k}, whole.surveys, SETS) for k in (0, 1)]
+    whole = support.replay(history, SETS)
+    halves = [support.Snapshot({p: b for p, b in whole.buckets.items() if p % 2 == k}, whole.surveys, SETS)
+              for k in (0, 1)]
     one, parts = _scrape(whole), [_scrape(h) for h in halves]
     for name in ("casefeedback_satisfaction_responses", "casefeedback_satisfaction_positive",
                  "casefeedback_compliments_total", "casefeedback_compliments_received"):

@@ -14,11 +14,12 @@ from services.metrics import domain as d
 from services.metrics import satisfaction as sat
 from services.metrics.collector import MetricsCollector
 from services.metrics.figures import LiveFigures
+from tests.unit import metrics_support as support
 
 NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 TODAY = d.today_of(NOW)
 # Room for two named questions and the fold: caps small enough that stories cross them.
-SETS = replace(d.LabelSets(), max_series=3 * sat.series_per_question(d.LabelSets()), max_questions=2)
+SETS = replace(support.SETS, max_series=3 * sat.series_per_question(support.SETS), max_questions=2)
 SAT = {"casefeedback_satisfaction_responses", "casefeedback_satisfaction_positive", "casefeedback_satisfaction_ratio"}
 
 huge = st.integers(min_value=10**300, max_value=10**400) | st.just(10**5000)
@@ -88,9 +89,9 @@ def test_hostile_stories_are_counted_or_refused_and_stay_within_the_caps(story: 
         facts: d.Buckets = {}
         d.add_facts(facts, one.facts)
         live.adopt({partition: facts}, [one.survey] if one.survey else [])
-    replayed = d.replay(((p, seq, body) for seq, (p, body) in enumerate(story, start=1)), SETS)
+    replayed = support.replay(((p, seq, body) for seq, (p, body) in enumerate(story, start=1)), SETS)
     view = live.view()
-    assert view.buckets == replayed.owned_buckets() and dict(view.surveys) == replayed.surveys
+    assert view.buckets == replayed.view().buckets and dict(view.surveys) == replayed.surveys
 
     families = {f.name: f.samples for f in MetricsCollector(live, lambda: NOW).collect()}
     series = [s for name, samples in families.items() if name in SAT for s in samples]

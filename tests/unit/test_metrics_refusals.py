@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from services.metrics import domain as d
+from tests.unit import metrics_support as support
 
-SETS = d.LabelSets()
+SETS = support.SETS
 TIME = "2026-03-31T12:00:00Z"
 
 
@@ -64,7 +65,7 @@ def test_the_separate_steps_refuse_with_bad_event_too(name: str) -> None:
 def test_replay_skips_exactly_the_events_the_worker_refuses() -> None:
     good = {"type": "compliment.received", "time": TIME, "data": {"service_area": "housing"}}
     history = [(0, seq, body) for seq, body in enumerate([good, *HOSTILE.values(), good], start=1)]
-    snap = d.replay(history, SETS)
+    snap = support.replay(history, SETS)
     live: d.Buckets = {}
     for _partition, seq, body in history:
         try:
@@ -72,7 +73,7 @@ def test_replay_skips_exactly_the_events_the_worker_refuses() -> None:
         except d.BadEvent:
             continue
         d.add_facts(live, counted.facts)
-    assert snap.owned_buckets() == live
+    assert snap.view().buckets == live
     assert d.totals(live, d.COMPLIMENT) == {("housing",): 2}
 
 

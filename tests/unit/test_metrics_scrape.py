@@ -17,6 +17,7 @@ from services.common.http import HttpEndpoint
 from services.metrics import domain as d
 from services.metrics.collector import MetricsCollector
 from services.metrics.figures import LiveFigures
+from tests.unit import metrics_support as support
 from tests.unit.test_metrics_caps import answered, defined
 
 NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
@@ -42,9 +43,9 @@ def scrape_and_ask_health(port: int) -> tuple[tuple[bytes, float], tuple[bytes, 
 
 async def test_health_answers_while_a_large_scrape_is_generated() -> None:
     surveys = defined(50, 50)
-    unbounded = replace(d.LabelSets(), max_series=10**9, max_questions=10**9)  # the 15 MB exposition
+    unbounded = replace(support.SETS, max_series=10**9, max_questions=10**9)  # the 15 MB exposition
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(MetricsCollector(d.Snapshot({0: answered(surveys)}, surveys, unbounded), lambda: NOW))
+    registry.register(MetricsCollector(support.Snapshot({0: answered(surveys)}, surveys, unbounded), lambda: NOW))
     endpoint = HttpEndpoint("127.0.0.1", 0, lambda: {"status": "ok"}, registry=registry)
     await endpoint.start()
     try:
@@ -57,7 +58,7 @@ async def test_health_answers_while_a_large_scrape_is_generated() -> None:
 
 
 def test_a_scrape_thread_reads_consistent_figures_while_the_loop_changes_them() -> None:
-    figures = LiveFigures(d.LabelSets())
+    figures = LiveFigures(support.SETS)
     figures.keep_surveys(defined(3, 4).values())
     figures.load({0: {}, 1: {}})
     collector = MetricsCollector(figures, lambda: NOW)

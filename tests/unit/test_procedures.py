@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.deadlines.procedures import BUILT_IN, ProcedureError, load_book, load_file, parse_procedure
+from services.deadlines.procedure_files import BUILT_IN, load_book, load_file
+from services.deadlines.procedures import ProcedureError, parse_procedure
 
 
 def _raw(name: str = "spso-mchp") -> dict:

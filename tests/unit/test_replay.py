@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from services.audit.plugins import DerivingProjection
-from services.audit.projections import Difference, SubjectVersions, compare
+from services.audit.differences import Difference, compare
+from services.audit.rebuild import CaseRebuild, SubjectVersions
 from services.audit.replay import ReplaySummary, render_summary
 from services.common.eventstore import StoredEvent
+from services.deadlines.procedures import ProcedureBook
+from services.deadlines.projection import CaseProjection
 
 T = datetime(2011, 1, 1, tzinfo=timezone.utc)
 
@@ -41,27 +43,39 @@ def tick(seq: int, subject: str, version: int, n: int, recorded_n: int | None = 
     return StoredEvent(seq, body["id"], subject, version, "tick", T, T, body)
 
 
-def run(projection: DerivingProjection, events: list[StoredEvent]) -> list[Difference]:
+def deriving(decide: Any, rebuild: type[CaseRebuild] = CaseRebuild) -> CaseRebuild:
+    """A case projection declared around a toy `decide` (every type but `tick` is an input)."""
+    async def no_live(conn: Any) -> dict[str, Any]:
+        return {}
+
+    declared: CaseProjection[Any] = CaseProjection(
+        "svc", "t", "svc", ("x", "complaint.received", "complaint.acknowledged"),
+        lambda state, body, book: decide(state, body), lambda state, until: (state, []),
+        lambda state: state, lambda data: data, lambda state: (), lambda state: (True, "", ""), no_live)
+    return rebuild(declared, ProcedureBook())
+
+
+def run(projection: CaseRebuild, events: list[StoredEvent]) -> list[Difference]:
     found = [d for e in events for d in projection.apply(e)]
     return found + projection.finish()
 
 
 def test_recorded_derived_events_equal_to_the_re_derived_ones_pass() -> None:
-    p = DerivingProjection("svc", "svc", counting_decide)
+    p = deriving(counting_decide)
     events = [stored(1, "a", 1, "x"), tick(2, "a", 2, 1), stored(3, "a", 3, "x"), tick(4, "a", 4, 2)]
     assert run(p, events) == []
     assert p.state() == {"a": 2}
 
 
 def test_a_recorded_derived_event_with_another_body_is_named() -> None:
-    p = DerivingProjection("svc", "svc", counting_decide)
+    p = deriving(counting_decide)
     found = run(p, [stored(1, "a", 1, "x"), tick(2, "a", 2, 1, recorded_n=7)])
     assert [d.subject for d in found] == ["a"]
     assert "differs from the re-derived one" in found[0].detail and "expected {'n': 1}" in found[0].detail
 
 
 def test_a_derived_event_nothing_explains_and_one_never_recorded_are_both_named() -> None:
-    p = DerivingProjection("svc", "svc", counting_decide)
+    p = deriving(counting_decide)
     found = run(p, [tick(1, "ghost", 1, 5), stored(2, "b", 1, "x")])
     assert [(d.subject, "not derived again" in d.detail) for d in found] == [("ghost", True), ("b", False)]
     assert "was never recorded" in found[1].detail
@@ -103,11 +117,11 @@ def test_the_progress_bar_draws_one_updating_line() -> None:
 def test_an_event_a_projection_cannot_apply_is_a_difference_not_a_crash() -> None:
     from services.audit.replay import _apply_all
 
-    class Broken(DerivingProjection):
+    class Broken(CaseRebuild):
         def apply(self, event: Any) -> Any:
             raise KeyError("stage")
 
-    found = _apply_all(Broken("svc", "svc", lambda s, b: None), [stored(7, "case-3", 1, "complaint.acknowledged")])
+    found = _apply_all(deriving(lambda s, b: None, Broken), [stored(7, "case-3", 1, "complaint.acknowledged")])
     assert [(d.subject, d.seq) for d in found] == [("case-3", 7)]
     assert "cannot apply complaint.acknowledged e7 (seq 7): KeyError" in found[0].detail
 
@@ -120,7 +134,7 @@ def test_a_decide_that_raises_is_refused_in_replay_as_live_refuses_it_and_the_st
             raise OverflowError("date value out of range")
         return Decision(("received", body["id"]))
 
-    projection = DerivingProjection("svc", "svc", decide)
+    projection = deriving(decide)
     events = [stored(6, "case-3", 1, "complaint.received"), stored(7, "case-3", 2, "complaint.acknowledged")]
     assert _apply_all(projection, events) == []
     assert projection.state() == {"case-3": ("received", "e6")}

@@ -5,9 +5,19 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from services.audit.report import Period, build_report
+from services.audit.report import Period
+from services.audit.report import build_report as build
 from services.audit.report_markdown import render_markdown
-from services.audit.seed2011 import EXPECTED_2011, seed_2011
+from services.common.labels import load_labels
+from services.deadlines.procedure_files import load_book
+from tests.seed2011 import EXPECTED_2011, seed_2011
+
+BOOK, LABELS = load_book(), load_labels()
+
+
+def build_report(bodies: list[dict[str, Any]], period: Period) -> dict[str, Any]:
+    return build(bodies, period, BOOK, LABELS)
+
 
 YEAR = Period(date(2011, 1, 1), date(2011, 12, 31))
 DUNDEE_DAYS = {("level1", "acknowledge"): 5, ("level1", "respond"): 14,
@@ -143,12 +153,12 @@ def test_learning_and_compliments_are_counted_by_event_time_in_the_period() -> N
                ev("learning.stage.completed", "b", "2011-07-20T10:00:00+00:00",
                   {"due": "2011-06-29T23:59:59+00:00", "late": True}),
                ev("compliment.received", "k1", "2011-02-01T10:00:00+00:00",
-                  {"service_area": "older_people", "channel": "letter", "about": "staff"}),
+                  {"service_area": "community_care", "channel": "letter", "about": "staff"}),
                ev("compliment.received", "k2", "2012-02-01T10:00:00+00:00",
-                  {"service_area": "older_people", "channel": "letter", "about": "staff"})]
+                  {"service_area": "community_care", "channel": "letter", "about": "staff"})]
     report = build_report(history, YEAR)
     assert report["learning"] == {"opened": 2, "completed": 2, "completed_on_time_rate": 0.5}
-    assert report["compliments"] == {"total": 1, "by_service_area": {"older_people": 1}}
+    assert report["compliments"] == {"total": 1, "by_service_area": {"community_care": 1}}
 
 
 def test_satisfaction_is_the_share_of_positive_answers_per_question_and_respondent_type() -> None:

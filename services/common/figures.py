@@ -1,0 +1,86 @@
+"""Every figure shown in more than one output, defined once: the metrics service, the period report,
+replay and the dashboards (`deploy/grafana/build_dashboards.py`) all take them from here.
+
+Pure: the standard library and the contract's models only. A rate is always formed by summing a
+numerator and a denominator (so PromQL can do the same across workers), never by averaging rates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.payloads import scale_key
+
+OTHER = "other"
+
+# Complaint outcomes (contract section 3); the upheld rate is upheld over decided (contract section 9).
+OUTCOMES = ("upheld", "partially_upheld", "not_upheld", "resolved")
+UPHELD = ("upheld",)
+DECIDED = OUTCOMES
+
+
+
+@dataclass(frozen=True)
+class LabelValues:
+    """The bounded sets of label values an operator configures (`services/common/labels.yaml`)."""
+
+    service_areas: tuple[str, ...]
+    respondent_types: tuple[str, ...]
+    themes: tuple[str, ...]
+
+    def service_area(self, value: Any) -> str:
+        """A service area as figures show it: itself when configured, else `other`."""
+        return fold(value, self.service_areas)
+
+    def respondent_type(self, value: Any) -> str:
+        """A respondent type as figures show it: itself when configured, else `other`."""
+        return fold(value, self.respondent_types)
+
+    def themes_of(self, themes: Any) -> frozenset[str]:
+        """A complaint's themes as figures count them: each once, unconfigured ones as `other`."""
+        if not isinstance(themes, list | tuple):
+            return frozenset()
+        return frozenset(fold(theme, self.themes) for theme in themes)
+
+
+def fold(value: Any, allowed: Iterable[str]) -> str:
+    """`value` when it is one of `allowed`, else `other`."""
+    return value if isinstance(value, str) and value in allowed else OTHER
+
+
+def rate(numerator: int, denominator: int) -> float | None:
+    """A ratio rounded to three places (as the report prints it), or None when nothing was counted."""
+    return round(numerator / denominator, 3) if denominator else None
+
+
+def upheld_rate(outcomes: Mapping[str, int]) -> float | None:
+    """Upheld complaints over decided ones (upheld, partially upheld, not upheld, resolved)."""
+    return rate(sum(outcomes.get(o, 0) for o in UPHELD), sum(outcomes.get(o, 0) for o in DECIDED))
+
+
+def promql_upheld_rate(metric: str, window: str) -> str:
+    """The upheld rate in PromQL, the same numerator and denominator as `upheld_rate`."""
+    def total(outcomes: tuple[str, ...]) -> str:
+        return f'sum({metric}{{window="{window}",outcome=~"{"|".join(outcomes)}"}})'
+    return f"{total(UPHELD)} / {total(DECIDED)}"
+
+
+def answer_key(answer: Any) -> str:
+    """One survey answer as its canonical key (`schemas.payloads.scale_key`: booleans as yes/no, numbers
+    by value, text stripped and case-folded); an answer on no scale is `other`."""
+    return scale_key(answer) or OTHER
+
+
+def positive_keys(positive: Any) -> frozenset[str]:
+    """The canonical keys of a question's positive answers (strings or JSON numbers); TypeError when they are
+    not a list."""
+    if not isinstance(positive, list | tuple):
+        raise TypeError(f"positive answers must be a list, got {type(positive).__name__}")
+    return frozenset(key for key in map(answer_key, positive) if key != OTHER)
+
+
+def is_positive(answer: Any, positive: frozenset[str]) -> bool:
+    """Whether one answer is among a question's positive answers (`positive_keys`)."""
+    return answer_key(answer) in positive
