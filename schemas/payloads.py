@@ -66,6 +66,15 @@ class ComplaintClosed(Payload):
     pass
 
 
+class ComplaintSuspended(Payload):
+    stage: str = StageId
+    reason: str = StageId  # a code the procedure lists for the stage, e.g. advocate_appointment
+
+
+class ComplaintResumed(Payload):
+    stage: str = StageId
+
+
 # --- compliments ----------------------------------------------------------------------------
 
 

@@ -32,6 +32,8 @@ INBOUND_TYPES: dict[str, tuple[type[p.Payload], str]] = {
     "complaint.escalated": (p.ComplaintEscalated, TOPIC_COMPLAINTS),
     "complaint.withdrawn": (p.ComplaintWithdrawn, TOPIC_COMPLAINTS),
     "complaint.closed": (p.ComplaintClosed, TOPIC_COMPLAINTS),
+    "complaint.suspended": (p.ComplaintSuspended, TOPIC_COMPLAINTS),
+    "complaint.resumed": (p.ComplaintResumed, TOPIC_COMPLAINTS),
     "compliment.received": (p.ComplimentReceived, TOPIC_COMPLIMENTS),
     "survey.defined": (p.SurveyDefined, TOPIC_SURVEYS),
     "survey.response.submitted": (p.SurveyResponseSubmitted, TOPIC_SURVEYS),

@@ -104,9 +104,8 @@ UNTRUSTED = Counter("casefeedback_untrusted_records_total",
 
 
 class _Link(NamedTuple):
-    """What the history holds at one seq: enough to tell its event from any other."""
+    """What the history holds at one seq: its body's digest (which covers the id) and its chain hash."""
 
-    id: str
     digest: bytes
     hash: bytes
 
@@ -117,8 +116,8 @@ class HistoryWorker(Worker):
     Records carry their history seq; per partition the worker stores how far it has applied (and the
     hash of the history's event there), in the same transaction as its projection, and skips anything
     at or below it. Nothing on the topic is trusted: each record must be the history's own event at
-    its seq (same id, same body digest) before it is applied or moves a position, and the event at
-    each stored position must still be in the history, unchanged.
+    its seq (the same body digest, which covers its id) before it is applied or moves a position,
+    and the event at each stored position must still be in the history, unchanged.
     """
 
     topics = (TOPIC_EVENTS,)
@@ -232,5 +231,5 @@ async def _links(conn: asyncpg.Connection, seqs: set[int]) -> dict[int, _Link]:
     """What the history holds at each of `seqs` (absent seqs are left out)."""
     if not seqs:
         return {}
-    rows = await conn.fetch("SELECT seq, id, digest, hash FROM events WHERE seq = any($1::bigint[])", list(seqs))
-    return {int(r["seq"]): _Link(r["id"], bytes(r["digest"]), bytes(r["hash"])) for r in rows}
+    rows = await conn.fetch("SELECT seq, digest, hash FROM events WHERE seq = any($1::bigint[])", list(seqs))
+    return {seq: _Link(bytes(digest), bytes(link)) for seq, digest, link in rows}

@@ -8,6 +8,11 @@ How days are counted (documented here and stated in each procedure file):
 - `day_of_receipt`: day 1 is the date of receipt itself when it is a counting day.
 - A working day is Monday to Friday and not a public holiday of the calendar's UK nation
   (`holidays` package, subdivisions SCT, ENG, WLS, NIR).
+- A period in calendar months (`respond_months`) ends on the same day of the month that many months
+  after the local date of receipt (the month's last day where it is shorter: 31 August + 6 months
+  is 28 or 29 February), whatever the day-one rule and whether or not that day is a working day.
+- A stopped clock (suspension) moves a deadline later by the counting days it was stopped: the
+  counting days after the day it stopped, up to and including the day it restarted.
 - A deadline falls due at the **end of its last permitted day**, 23:59:59 local time in the
   calendar's time zone (Europe/London), expressed with its UTC offset (GMT or BST). An act at
   or before that instant is on time; `late` means after it.
@@ -21,6 +26,8 @@ from functools import cached_property, lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+import calendar as gregorian
+
 import holidays
 
 # The dates deadlines are counted for. Before 1900 nothing here applies (and Europe/London kept local mean
@@ -31,6 +38,7 @@ LAST_DAY = date(9000, 12, 31)
 
 CalendarKind = Literal["working_days", "calendar_days"]
 DayOne = Literal["next_day_after_receipt", "day_of_receipt"]
+TimeUnit = Literal["days", "months"]
 REGIONS = ("SCT", "ENG", "WLS", "NIR")
 END_OF_DAY = time(23, 59, 59)
 ONE_DAY = timedelta(days=1)
@@ -83,6 +91,13 @@ def subtract_working_days(end: date, n: int, region: str) -> date:
     return day
 
 
+def add_months(start: date, n: int) -> date:
+    """The same day of the month n months after `start` (the month's last day where that month is shorter)."""
+    month0 = start.month - 1 + n
+    year, month = start.year + month0 // 12, month0 % 12 + 1
+    return date(year, month, min(start.day, gregorian.monthrange(year, month)[1]))
+
+
 @dataclass(frozen=True)
 class Calendar:
     """A way of counting days towards a deadline, in a time zone."""
@@ -114,6 +129,27 @@ class Calendar:
         assert self.region is not None
         return add_working_days(start, n, self.region)
 
+    def add_period(self, start: date, n: int, unit: TimeUnit) -> date:
+        """The last day of a period of n counting days (day-one rule applied) or n calendar months."""
+        return add_months(start, n) if unit == "months" else self.add_days(start, n)
+
+    def shift(self, day: date, n: int) -> date:
+        """The n-th counting day after `day` itself (no day-one rule: `day` is already a counted day)."""
+        if self.kind == "calendar_days":
+            return day + timedelta(days=n)
+        assert self.region is not None
+        return add_working_days(day, n, self.region)
+
+    def days_between(self, start: date, end: date) -> int:
+        """Counting days after `start` up to and including `end` (0 when `end` is not after `start`)."""
+        if end <= start:
+            return 0
+        if self.kind == "calendar_days":
+            return (end - start).days
+        assert self.region is not None
+        region = self.region
+        return sum(is_working_day(start + timedelta(days=i), region) for i in range(1, (end - start).days + 1))
+
     def subtract_days(self, end: date, n: int) -> date:
         """The n-th counting day before `end`."""
         if self.kind == "calendar_days":
@@ -131,14 +167,16 @@ class Calendar:
             return None
         return self.end_of(self.subtract_days(self.local_date(due), lead))
 
-    def deadline_after(self, received: datetime, n: int, lead: int) -> tuple[datetime, datetime | None]:
-        """`due_after(received, n)` and its `warning_before(due, lead)`, worked out once per local day."""
-        return _deadline_on(self, self.local_date(received), n, lead)
+    def deadline_after(self, received: datetime, n: int, lead: int,
+                       unit: TimeUnit = "days") -> tuple[datetime, datetime | None]:
+        """`due_after(received, n)` (or n months) and its `warning_before(due, lead)`, worked out once per day."""
+        return _deadline_on(self, self.local_date(received), n, lead, unit)
 
 
 # Every case received on one local day gets the same due and warning instants. Keys are (calendar, day,
-# n, lead): 4,096 covers years of days for the few (n, lead) pairs of the loaded procedures.
+# n, lead, unit): 4,096 covers years of days for the few (n, lead) pairs of the loaded procedures.
 @lru_cache(maxsize=4096)
-def _deadline_on(calendar: Calendar, day: date, n: int, lead: int) -> tuple[datetime, datetime | None]:
-    due = calendar.end_of(calendar.add_days(day, n))
+def _deadline_on(calendar: Calendar, day: date, n: int, lead: int,
+                 unit: TimeUnit = "days") -> tuple[datetime, datetime | None]:
+    due = calendar.end_of(calendar.add_period(day, n, unit))
     return due, calendar.warning_before(due, lead)

@@ -18,6 +18,5 @@ def known_deadlines(book: ProcedureBook) -> frozenset[tuple[str, str]]:
     for procedure_id in book.ids():
         procedure = book.current(procedure_id)
         for stage in procedure.stages if procedure is not None else ():
-            pairs |= {(stage.id, kind) for kind, days in (("acknowledge", stage.acknowledge),
-                                                          ("respond", stage.respond)) if days is not None}
+            pairs |= {(stage.id, kind) for kind, _, _ in stage.timescales()}
     return frozenset(pairs)

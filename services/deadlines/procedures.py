@@ -1,7 +1,8 @@
 """Complaint procedures as data: the file format, its validation, and the book of known versions.
 
 A procedure file (YAML) holds contract section 6: stages in order with acknowledge and respond
-times, which stages may be bypassed at the complainant's request, the stage serious complaints
+times (a respond period in days of the procedure's calendar or in calendar months, optionally agreed
+with the complainant), the reasons for which a stage's clock may be suspended, which stages may be bypassed at the complainant's request, the stage serious complaints
 start at, the calendar, the warning lead time and the learning stage's time. Built-in files live
 beside this module; operators add a folder (`CASEFEEDBACK_PROCEDURES_DIR`), whose files win over
 built-in ones with the same id. Each version of a document is known by its key
@@ -21,7 +22,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 
 from services.common.errors import ConfigurationError
-from services.deadlines.calendar import REGIONS, Calendar, CalendarKind, DayOne
+from services.deadlines.calendar import REGIONS, Calendar, CalendarKind, DayOne, TimeUnit
 
 Days = StrictInt
 Ident = Field(min_length=1, max_length=50, pattern=r"^[a-z0-9_\-]+$")
@@ -58,8 +59,37 @@ class StageSpec(_Model):
     name: str = Field(min_length=1, max_length=200)
     acknowledge: Days | None = Field(default=None, ge=1, le=366)
     respond: Days | None = Field(default=None, ge=1, le=366)
+    respond_months: Days | None = Field(default=None, ge=1, le=36)
+    respond_agreed: StrictBool = False
     max_extension: Days | None = Field(default=None, ge=1, le=366)
     bypassable: StrictBool = False
+    suspension_reasons: list[str] = Field(default_factory=list, max_length=20)
+
+    @model_validator(mode="after")
+    def _one_respond_period(self) -> Self:
+        if self.respond is not None and self.respond_months is not None:
+            raise ValueError("give respond (days) or respond_months, not both")
+        if self.respond_agreed and self.max_extension is not None:
+            raise ValueError("a respond period agreed with the complainant has no max_extension")
+        if self.respond_agreed and self.respond is None and self.respond_months is None:
+            raise ValueError("respond_agreed needs the period that applies where none was agreed "
+                             "(respond or respond_months)")
+        return self
+
+    def timescales(self) -> list[tuple[str, int, TimeUnit]]:
+        """The stage's deadlines as (kind, amount, unit): acknowledge in days, respond in days or months."""
+        out: list[tuple[str, int, TimeUnit]] = []
+        if self.acknowledge is not None:
+            out.append(("acknowledge", self.acknowledge, "days"))
+        if self.respond is not None:
+            out.append(("respond", self.respond, "days"))
+        elif self.respond_months is not None:
+            out.append(("respond", self.respond_months, "months"))
+        return out
+
+    def may_suspend(self, reason: str) -> bool:
+        """Whether the clock of this stage may be stopped for `reason`."""
+        return reason in self.suspension_reasons
 
 
 class LearningSpec(_Model):

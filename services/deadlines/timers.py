@@ -18,7 +18,7 @@ from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from services.common.errors import ConfigurationError
 
-Status = Literal["open", "met", "cancelled"]
+Status = Literal["open", "met", "cancelled", "suspended"]
 Firing = Literal["warning", "breach"]
 
 
@@ -94,9 +94,15 @@ def cancel(deadline: Deadline) -> Deadline:
     return Deadline(d.stage, d.kind, d.visit, d.due, d.warn_at, "cancelled", d.warned, d.breached, d.met_at, d.late)
 
 
+def suspend(deadline: Deadline) -> Deadline:
+    """The deadline with its clock stopped: it neither warns nor breaches until resumed."""
+    return deadline._replace(status="suspended")
+
+
 def move(deadline: Deadline, due: datetime, warn_at: datetime | None, at: datetime) -> Deadline:
     """The deadline with a new agreed target, set at `at`; warning and breach may fire again for it."""
-    return deadline._replace(due=due, warn_at=warn_at, warned=warn_at is None or warn_at <= at, breached=False)
+    return deadline._replace(due=due, warn_at=warn_at, warned=warn_at is None or warn_at <= at, breached=False,
+                             status="open")
 
 
 def derived_id(*parts: object) -> str:

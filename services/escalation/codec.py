@@ -13,11 +13,13 @@ def encode(state: CaseState) -> dict[str, Any]:
     """A case state as JSON-ready data."""
     return {"subject": state.subject, "procedure": state.procedure, "service_area": state.service_area,
             "stage": state.stage, "visit": state.visit, "open": state.open, "started": state.started.isoformat(),
-            "outcome": state.outcome, "deadlines": [timers.to_json(d) for d in state.deadlines]}
+            "outcome": state.outcome, "deadlines": [timers.to_json(d) for d in state.deadlines],
+            "suspended": state.suspended.isoformat() if state.suspended is not None else None}
 
 
 def decode(data: dict[str, Any]) -> CaseState:
     """The inverse of `encode`."""
     return CaseState(data["subject"], data["procedure"], data["service_area"], data["stage"], int(data["visit"]),
                      bool(data["open"]), datetime.fromisoformat(data["started"]),
-                     tuple(timers.from_json(d) for d in data["deadlines"]), data.get("outcome"))
+                     tuple(timers.from_json(d) for d in data["deadlines"]), data.get("outcome"),
+                     datetime.fromisoformat(data["suspended"]) if data.get("suspended") else None)

@@ -17,6 +17,10 @@ rebuilds the state in memory from the history in seq order and compares it with 
   live and replay stay equal when the live tick fired before a late-arriving event (the tick
   only fires once every history event of the case has been applied; see `worker.py`).
 - `fire_due(state, until)` fires what is due at or before `until` (live: the wall clock).
+- `complaint.suspended` stops the current stage's clock where its procedure lists the reason (its open
+  deadlines become `suspended`: no warning, no breach); `complaint.resumed`, or an acknowledgement or
+  response of the stage, restarts it, moving each such deadline later by the counting days it stood
+  still (a new `deadline.scheduled`). Escalation, withdrawal and closure end suspended deadlines too.
 - Neither reads the clock; both are deterministic in their arguments.
 """
 
@@ -48,6 +52,7 @@ class CaseState(NamedTuple):
     started: datetime
     deadlines: tuple[Deadline, ...] = ()
     outcome: str | None = None
+    suspended: datetime | None = None  # when the current stage's clock stopped (None: running)
 
     def deadline(self, kind: str) -> Deadline | None:
         """The current stage visit's open deadline of `kind`."""
@@ -59,7 +64,7 @@ class CaseState(NamedTuple):
     def with_deadlines(self, deadlines: tuple[Deadline, ...]) -> CaseState:
         """The same case with these deadlines (built directly: `decide` runs for every history event)."""
         return CaseState(self.subject, self.procedure, self.service_area, self.stage, self.visit, self.open,
-                         self.started, deadlines, self.outcome)
+                         self.started, deadlines, self.outcome, self.suspended)
 
 
 # Decisions are built as `timers.Decision(...)`: calling the subscripted alias costs a typing call per event.
@@ -89,10 +94,8 @@ def _start_stage(state: CaseState, procedure: Procedure, stage_id: str, at: date
     calendar = procedure.case_calendar()
     visit = state.visit + 1
     scheduled = []
-    for kind, days in (("acknowledge", stage.acknowledge), ("respond", stage.respond)):
-        if days is None:
-            continue
-        due, warn_at = calendar.deadline_after(at, days, procedure.warning_lead)
+    for kind, amount, unit in stage.timescales():
+        due, warn_at = calendar.deadline_after(at, amount, procedure.warning_lead, unit)
         scheduled.append(timers.schedule(stage_id, kind, visit, due, warn_at, at))
     state = CaseState(state.subject, state.procedure, state.service_area, stage_id, visit, True, at,
                       (*state.deadlines, *scheduled), None)
@@ -100,7 +103,7 @@ def _start_stage(state: CaseState, procedure: Procedure, stage_id: str, at: date
 
 
 def _end_open(state: CaseState) -> CaseState:
-    deadlines = tuple(timers.cancel(d) if d.is_open else d for d in state.deadlines)
+    deadlines = tuple(timers.cancel(d) if d.status in ("open", "suspended") else d for d in state.deadlines)
     return CaseState(state.subject, state.procedure, state.service_area, state.stage, state.visit, False,
                      state.started, deadlines, state.outcome)
 
@@ -159,13 +162,16 @@ def on_responded(state: CaseState, body: dict[str, Any], at: datetime, book: Pro
         return timers.Decision(state, refusal=refusal)
     deadlines, derived = _meet(state, ("acknowledge", "respond"), at)
     return timers.Decision(CaseState(state.subject, state.procedure, state.service_area, state.stage, state.visit,
-                                     state.open, state.started, deadlines, body["data"]["outcome"]), derived)
+                                     state.open, state.started, deadlines, body["data"]["outcome"],
+                                     state.suspended), derived)
 
 
 def on_extension(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
     """The agreed date becomes the respond target (due at the end of that day), within any cap."""
     data = body["data"]
     refusal = _stage_refusal(state, data, "extension")
+    if refusal is None and state.suspended is not None:
+        refusal = f"stage {state.stage} is suspended; agree an extension after complaint.resumed"
     deadline = state.deadline("respond")
     if refusal or deadline is None:
         return timers.Decision(state, refusal=refusal or f"no open response deadline at stage {state.stage} to extend")
@@ -204,6 +210,65 @@ def on_escalated(state: CaseState, body: dict[str, Any], at: datetime, book: Pro
     return _start_stage(_end_open(state), procedure, to_stage, at)
 
 
+def on_suspended(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
+    """The stage's clock stops, for a reason its procedure lists: its open deadlines neither warn nor breach."""
+    data = body["data"]
+    refusal = _stage_refusal(state, data, "suspension") or _suspension_refusal(state, book, str(data["reason"]))
+    if refusal:
+        return timers.Decision(state, refusal=refusal)
+    deadlines = tuple(timers.suspend(d) if d.is_open and d.visit == state.visit else d for d in state.deadlines)
+    return timers.Decision(state.with_deadlines(deadlines)._replace(suspended=at))
+
+
+def _suspension_refusal(state: CaseState, book: ProcedureBook, reason: str) -> str | None:
+    """Why the current stage's clock may not stop for `reason` now; None when it may."""
+    procedure = book.get(state.procedure)
+    stage = procedure.stage(state.stage)
+    if not state.open:
+        return "suspension of a case that is not open"
+    if state.suspended is not None:
+        return f"stage {state.stage} is already suspended since {state.suspended.isoformat()}"
+    if stage is None or not stage.may_suspend(reason):
+        allowed = stage.suspension_reasons if stage is not None else []
+        return (f"stage {state.stage} of procedure {procedure.id} may not be suspended for {reason!r} "
+                f"(reasons it allows: {allowed or 'none'})")
+    return None
+
+
+def on_resumed(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
+    """The stopped clock restarts: each suspended deadline moves later by the counting days it stood still."""
+    refusal = _stage_refusal(state, body["data"], "resumption")
+    if refusal is None and state.suspended is None:
+        refusal = f"stage {state.stage} is not suspended"
+    if refusal:
+        return timers.Decision(state, refusal=refusal)
+    assert state.suspended is not None
+    if at < state.suspended:
+        return timers.Decision(state, refusal=f"resumption at {at.isoformat()} is before the suspension at "
+                                              f"{state.suspended.isoformat()}", reason="inconsistent")
+    return _resume(state, at, book)
+
+
+def _resume(state: CaseState, at: datetime, book: ProcedureBook) -> Decision:
+    """The case with its suspended deadlines running again, moved by the days stopped, and their new schedule."""
+    procedure = book.get(state.procedure)
+    calendar = procedure.case_calendar()
+    assert state.suspended is not None
+    stopped = calendar.days_between(calendar.local_date(state.suspended), calendar.local_date(at))
+    deadlines, moved = list(state.deadlines), []
+    for i, d in enumerate(deadlines):
+        if d.status != "suspended":
+            continue
+        if stopped == 0:  # restarted the day it stopped: the target stands
+            deadlines[i] = d._replace(status="open", warned=d.warned or (d.warn_at is not None and d.warn_at <= at))
+            continue
+        due = calendar.end_of(calendar.shift(calendar.local_date(d.due), stopped))
+        deadlines[i] = timers.move(d, due, calendar.warning_before(due, procedure.warning_lead), at)
+        moved.append(deadlines[i])
+    new = state.with_deadlines(tuple(deadlines))._replace(suspended=None)
+    return timers.Decision(new, [_emit(new, "deadline.scheduled", d, at) for d in moved])
+
+
 def on_ended(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
     """Withdrawn or closed: the open deadlines end unmet and unbreached."""
     return timers.Decision(_end_open(state))
@@ -230,11 +295,17 @@ HANDLERS: dict[str, Handler] = {
     "complaint.responded": on_responded,
     "complaint.extension_agreed": on_extension,
     "complaint.escalated": on_escalated,
+    "complaint.suspended": on_suspended,
+    "complaint.resumed": on_resumed,
     "complaint.withdrawn": on_ended,
     "complaint.closed": on_ended,
     "deadline.warning": on_recorded_firing,
     "deadline.breached": on_recorded_firing,
 }
+
+
+# Acts of a suspended stage that restart its clock (its deadlines move, then the act meets them).
+RESUMING = frozenset({"complaint.acknowledged", "complaint.responded"})
 
 
 def decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
@@ -247,6 +318,10 @@ def decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -
         return timers.Decision(state)
     at = event_time(body)
     fired_state, fired = fire_due(state, at)
+    if fired_state.suspended is not None and type_ in RESUMING:  # an act of the stage restarts its clock first
+        resumed = _resume(fired_state, at, book)
+        assert resumed.state is not None
+        fired_state, fired = resumed.state, fired + resumed.derived
     decision = handler(fired_state, body, at, book)
     if decision.refusal:
         return timers.Decision(fired_state, fired, decision.refusal, decision.reason)

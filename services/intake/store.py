@@ -150,11 +150,6 @@ async def take_expired(conn: asyncpg.Connection, now: datetime, limit: int = 100
     return [_held(r) for r in sorted(rows, key=lambda r: r["held_seq"])]
 
 
-async def held_count(conn: asyncpg.Connection) -> int:
-    """How many events wait in the hold."""
-    return int(await conn.fetchval("SELECT count(*) FROM intake_held"))
-
-
 def _held(r: asyncpg.Record) -> HeldEvent:
     return HeldEvent(r["id"], r["awaits"], bytes(r["digest"]), json.loads(r["body"]), bytes(r["raw"]), r["topic"],
                      r["partition"], r["offset"], bytes(r["key"]) if r["key"] is not None else None,

@@ -90,7 +90,8 @@ def start_alertmanager(tmp: Path, webhook: Webhook) -> tuple[int, subprocess.Pop
     return port, proc
 
 
-def start_prometheus(tmp: Path, services: dict[str, str], alertmanager_port: int) -> tuple[int, subprocess.Popen[bytes]]:
+def start_prometheus(tmp: Path, services: dict[str, str], alertmanager_port: int
+                     ) -> tuple[int, subprocess.Popen[bytes]]:
     """deploy/'s rules, the running services scraped every second, alerts sent to the Alertmanager."""
     scrape = [{"job_name": f"casefeedback-{name}", "static_configs": [{"targets": [url.removeprefix("http://")]}]}
               for name, url in services.items()]

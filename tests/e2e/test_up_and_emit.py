@@ -54,7 +54,7 @@ def test_up_runs_every_service_emit_publishes_and_stop_leaves_nothing(tmp_path: 
 
         emitted = up.cli("emit", str(EXAMPLES))
         assert emitted.returncode == 0, emitted.stderr
-        assert emitted.stdout.startswith("sent 13 event(s)")
+        assert emitted.stdout.startswith("sent 16 event(s)")
 
         ids = {json.loads(line)["id"] for line in EXAMPLES.read_text().splitlines()}
         events = _read_events(up, ids)

@@ -51,6 +51,9 @@ def _data(type_: str) -> st.SearchStrategy[dict[str, Any]]:
         "complaint.escalated": st.fixed_dictionaries({"to_stage": STAGE}),
         "complaint.withdrawn": st.fixed_dictionaries({}, optional={"stage": STAGE}),
         "complaint.closed": st.just({}),
+        "complaint.suspended": st.fixed_dictionaries(
+            {"stage": STAGE, "reason": st.sampled_from(["advocate_appointment", "holiday"])}),
+        "complaint.resumed": st.fixed_dictionaries({"stage": STAGE}),
         "learning.action.added": st.fixed_dictionaries(
             {"action_id": st.sampled_from(["a1", "a2"]), "level": st.sampled_from(["individual", "local", "systemic"]),
              "description": st.just("briefing")}),
@@ -65,7 +68,8 @@ def _data(type_: str) -> st.SearchStrategy[dict[str, Any]]:
 
 
 INBOUND = ("complaint.received", "complaint.acknowledged", "complaint.extension_agreed", "complaint.responded",
-           "complaint.escalated", "complaint.withdrawn", "complaint.closed", "learning.action.added",
+           "complaint.escalated", "complaint.withdrawn", "complaint.closed", "complaint.suspended",
+           "complaint.resumed", "learning.action.added",
            "learning.action.completed", "learning.plan.submitted")
 RECORDED = ("deadline.warning", "deadline.breached", "learning.stage.overdue")
 

@@ -1,4 +1,4 @@
--- Escalation (issue 4) and the shared deadline mechanism.
+-- Escalation and the shared deadline mechanism.
 
 -- Every procedure document a case was received under, by key id@version#hash: file edits never
 -- move the deadlines of cases already open.

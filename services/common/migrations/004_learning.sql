@@ -1,4 +1,4 @@
--- Learning stage (issue 5): one row per complaint, the same shape as escalation_cases, plus when
+-- Learning stage: one row per complaint, the same shape as escalation_cases, plus when
 -- its held (early) learning events are due to be dead-lettered as out_of_order.
 CREATE TABLE learning_cases (
     subject       text    PRIMARY KEY,
