@@ -4,7 +4,10 @@ Run `python deploy/grafana/build_dashboards.py` after changing a panel; a test c
 equal what this writes, and that every query is valid PromQL returning data on a real Prometheus.
 Ratios are formed by summing numerators and denominators across workers, never by averaging ratios;
 targets and benchmarks (exported once per survey) use max(). A rate the report also gives takes its
-numerator and denominator from `services/common/figures.py`, the report's own definition.
+numerator and denominator from `services/common/figures.py`, the report's own definition: the upheld
+rate from escalation's `casefeedback_complaints_by_outcome` (complaints received in the window by their
+latest outcome), timeliness from `casefeedback_timeliness_met`/`_counted` (`figures.settled`). A window
+of N days is today and the N - 1 days before it (UTC), the report's `--from`/`--to` over those days.
 """
 
 from __future__ import annotations
@@ -15,16 +18,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere in the repository
-from services.common.figures import promql_upheld_rate  # noqa: E402 - the report's own definition
+from services.common.figures import promql_ratio, promql_upheld_rate  # noqa: E402 - the report's definitions
 
 OUT = Path(__file__).parent / "dashboards"
 
 
-def ratio(num: str, den: str, by: str, window: str) -> str:
-    """sum(num)/sum(den) by the given labels in one window."""
-    sel = f'{{window="{window}"}}'
-    return f"sum by ({by}) ({num}{sel}) / sum by ({by}) ({den}{sel})"
-
+ratio = promql_ratio
+OUTCOMES = "casefeedback_complaints_by_outcome"
 
 SAT = ("casefeedback_satisfaction_positive", "casefeedback_satisfaction_responses")
 TIMELY = ("casefeedback_timeliness_met", "casefeedback_timeliness_counted")
@@ -55,7 +55,7 @@ DASHBOARDS: dict[str, tuple[str, list[tuple[str, str, str, list[tuple[str, str]]
          [(ratio(*TIMELY, "kind", "30d"), "{{kind}}")]),
         ("Within target by kind (365 days)", "bargauge", "percentunit",
          [(ratio(*TIMELY, "kind", "365d"), "{{kind}}")]),
-        ("Deadlines falling due (365 days)", "table", "none",
+        ("Deadlines counted, met or fell due (365 days)", "table", "none",
          [('sum by (stage, kind) (casefeedback_timeliness_counted{window="365d"})', "{{stage}} {{kind}}")]),
         ("Deadlines overdue now", "timeseries", "none",
          [("sum by (stage, kind) (casefeedback_deadlines_overdue)", "{{stage}} {{kind}}")]),
@@ -63,10 +63,9 @@ DASHBOARDS: dict[str, tuple[str, list[tuple[str, str, str, list[tuple[str, str]]
          [("sum by (stage, kind) (increase(casefeedback_deadlines_breached_total[1h]))", "{{stage}} {{kind}}")]),
         ("Open complaints by stage and service area", "table", "none",
          [("sum by (stage, service_area) (casefeedback_complaints_open)", "{{stage}} {{service_area}}")]),
-        ("Complaint outcomes (365 days)", "piechart", "none",
-         [('sum by (outcome) (casefeedback_complaint_outcomes{window="365d"})', "{{outcome}}")]),
-        ("Upheld rate (365 days)", "stat", "percentunit",
-         [(promql_upheld_rate("casefeedback_complaint_outcomes", "365d"), "upheld")]),
+        ("Complaints received (365 days) by latest outcome", "piechart", "none",
+         [(f'sum by (outcome) ({OUTCOMES}{{window="365d"}})', "{{outcome}}")]),
+        ("Upheld rate (365 days)", "stat", "percentunit", [(promql_upheld_rate(OUTCOMES, "365d"), "upheld")]),
         ("Complaint outcomes by stage (all time)", "table", "none",
          [("sum by (stage, outcome) (casefeedback_complaint_outcomes_total)", "{{stage}} {{outcome}}")]),
     ]),

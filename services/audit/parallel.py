@@ -156,7 +156,7 @@ async def _read(conn: asyncpg.Connection, total: int, batch: int, inboxes: list[
                 expect_head: Head | None) -> None:
     """Read the history once, check the chain (and look for `expect_head`), deal each row's event to its
     subject's shard."""
-    shards, chain = len(inboxes), await start_chain(conn, expect_head)
+    shards, chain = len(inboxes), await start_chain(conn, expect_head, summary, total)
     async with aclosing(read_batches(conn, total, batch, summary)) as batches:
         async for rows in batches:
             clock = time.perf_counter()

@@ -33,8 +33,18 @@ from operator import attrgetter
 
 import asyncpg
 
+from schemas.upcast import UPCAST_TYPES, upcast
 from services.audit.differences import Difference, Projection, compare
-from services.common.eventstore import GENESIS, LINK_COLUMNS, StoredEvent, full_link_from, link_problem
+from services.audit.erasure import ERASURE_TYPE, erasure_problems
+from services.common.eventstore import (
+    GENESIS,
+    LINK_COLUMNS,
+    Erased,
+    StoredEvent,
+    erased_events,
+    full_link_from,
+    link_problem,
+)
 
 Progress = Callable[[int, int], None]
 Head = tuple[int, bytes]  # a chain head: the seq of an event and its hash
@@ -59,6 +69,7 @@ class ChainState:
     full_from: int = 1
     published: Head | None = None
     published_hash: bytes | None = None
+    erased: dict[int, Erased] = field(default_factory=dict)
 
     @property
     def head(self) -> Head:
@@ -78,6 +89,7 @@ class ReplaySummary:
     seconds: float = 0.0
     head: Head | None = None  # the chain's head as read, to publish
     published_found: Head | None = None  # the head the caller expected, found in the history
+    erased: list[str] = field(default_factory=list)  # subjects with erased events (erased, not tampered)
     # seconds spent in the chain check and in each projection
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
@@ -89,9 +101,9 @@ class ReplaySummary:
 def check_links(rows: list[asyncpg.Record], chain: ChainState) -> list[Difference]:
     """Every broken link among `rows` (read in seq order, following on from `chain`)."""
     found = []
-    prev, expected, full_from = chain.prev, chain.expected_seq, chain.full_from
+    prev, expected, full_from, erased = chain.prev, chain.expected_seq, chain.full_from, chain.erased
     for row in rows:
-        problem = link_problem(row, prev, expected, full_from)
+        problem = link_problem(row, prev, expected, full_from, erased)
         if problem:
             found.append(Difference("chain", row[2], problem, row[0]))
         prev, expected = row[HASH], row[0] + 1
@@ -101,9 +113,29 @@ def check_links(rows: list[asyncpg.Record], chain: ChainState) -> list[Differenc
     return found
 
 
-async def start_chain(conn: asyncpg.Connection, published: Head | None) -> ChainState:
-    """The chain's state before its first event, looking for the `published` head if given."""
-    return ChainState(full_from=await full_link_from(conn), published=published)
+async def start_chain(conn: asyncpg.Connection, published: Head | None, summary: ReplaySummary | None = None,
+                      total: int | None = None) -> ChainState:
+    """The chain's state before its first event, looking for the `published` head if given.
+
+    Erased events (read once here: a few rows) are checked against their erasure records; the subjects
+    erased up to seq `total` go into the summary, to be listed as erased.
+    """
+    chain = ChainState(full_from=await full_link_from(conn), published=published, erased=await erased_events(conn))
+    if summary is not None and chain.erased:
+        await _note_erasures(conn, chain, summary, total)
+    return chain
+
+
+async def _note_erasures(conn: asyncpg.Connection, chain: ChainState, summary: ReplaySummary,
+                         total: int | None) -> None:
+    limit = total if total is not None else max(chain.erased)
+    chain.erased = {seq: e for seq, e in chain.erased.items() if seq <= limit}
+    rows = await conn.fetch("SELECT seq, subject, body::text AS body FROM events WHERE type = $1 AND seq <= $2",
+                            ERASURE_TYPE, limit)
+    subjects = await conn.fetch("SELECT DISTINCT subject FROM events WHERE seq = any($1::bigint[])", list(chain.erased))
+    summary.erased = sorted(r["subject"] for r in subjects)
+    summary.differences += erasure_problems(chain.erased, [(r["seq"], r["subject"], json.loads(r["body"]))
+                                                           for r in rows], limit)
 
 
 def finish_chain(chain: ChainState, summary: ReplaySummary) -> None:
@@ -124,8 +156,10 @@ def finish_chain(chain: ChainState, summary: ReplaySummary) -> None:
 
 
 def _events(rows: list[asyncpg.Record]) -> list[StoredEvent]:
+    """The rows as events, each payload upcast to its type's current version (only types with upcasters)."""
     loads = json.loads
-    return [StoredEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], loads(r[7])) for r in rows]
+    events = [StoredEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], loads(r[7])) for r in rows]
+    return [e._replace(body=upcast(e.body)) if e.type in UPCAST_TYPES else e for e in events]
 
 
 def apply_rows(rows: list[asyncpg.Record], projections: list[Projection], chain: ChainState | None,
@@ -226,7 +260,7 @@ async def apply_history(conn: asyncpg.Connection, projections: list[Projection],
     """Feed the history up to seq `total` through the projections, checking the hash chain on the way."""
     for projection in projections:
         await projection.prepare(conn)
-    chain = await start_chain(conn, expect_head)
+    chain = await start_chain(conn, expect_head, summary, total)
     try:
         async with aclosing(read_batches(conn, total, batch, summary)) as batches:
             async for rows in batches:
@@ -299,6 +333,10 @@ def render_summary(summary: ReplaySummary, limit: int = 20) -> str:
         spent = sorted(summary.timings.items(), key=lambda kv: -kv[1])
         lines.append("time spent: " + ", ".join(f"{name} {s:.1f} s" for name, s in spent))
     lines += _head_lines(summary)
+    if summary.erased:
+        shown = ", ".join(summary.erased[:limit]) + (" ..." if len(summary.erased) > limit else "")
+        lines.append(f"erased (personal and free-text fields removed, chain intact): {len(summary.erased)} "
+                     f"case(s): {shown}")
     if summary.ok:
         lines.append("hash chain intact; every derived event re-derived; no differences")
         return "\n".join(lines) + "\n"

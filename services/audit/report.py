@@ -10,12 +10,15 @@ Choices where the contract leaves a rule open (following the SPSO model complain
   complaint (SPSO: the complaint is not concluded until the last stage asked for responds), so it is
   ongoing again until the next stage responds. A withdrawn complaint with no outcome is ongoing
   (the contract's "no outcome by then").
-- Timeliness counts each deadline (case, stage, kind) of a complaint received in the period once:
-  met when a `deadline.met` with `late: false` is recorded by the period's end (escalation judges
-  against the agreed date where an extension was agreed), missed when it was met late, breached, or
-  fell due by the period's end without being met. Deadlines still running at the end are not counted;
-  an agreed extension (a new `deadline.scheduled` with another `due`) sets the target, so a breach of
-  the old target does not count against a response due on the agreed date.
+- Timeliness is `figures.settled`, the definition escalation's timeliness gauges use: each deadline
+  escalation kept (case, stage, kind) counts once, in the period it was settled in. Met when its act
+  happened on or before its target (the agreed date where an extension was agreed: a new
+  `deadline.scheduled` with another `due` sets the target, and a breach of the old one no longer
+  counts), counted when the act happened; missed when met late or breached, counted when it fell
+  due. Deadlines still running at the period's end, and those that ended unmet before they fell due
+  (withdrawn, closed, escalated), are not counted. Unlike the other complaint figures this does not
+  depend on when the complaint was received, so a dashboard window (whole days ending today) gives
+  the same rate as the report over those days.
 - Learning counts `learning.stage.*` events whose time falls in the period; compliments likewise.
 - Satisfaction counts answers of responses submitted in the period against each question of the
   survey's latest definition; an answer is positive by `figures.answer_key`, as the metrics service
@@ -34,8 +37,18 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from schemas.times import event_time, parse_time
-from services.common.figures import OUTCOMES, LabelValues, is_positive, positive_keys, rate, upheld_rate
+from services.common.figures import (
+    LATEST_OUTCOMES,
+    LabelValues,
+    is_positive,
+    latest_outcome,
+    positive_keys,
+    rate,
+    settled,
+    upheld_rate,
+)
 from services.deadlines.procedures import ProcedureBook
+from services.escalation.domain import SOURCE as ESCALATION
 from services.learning.patterns import Patterns
 
 
@@ -72,10 +85,11 @@ class Complaint:
 
 @dataclass
 class Deadline:
-    """One deadline of one complaint: when it falls due and whether it was met on time."""
+    """One deadline of one complaint as escalation recorded it: its target, when its act met it, whether the
+    target was breached."""
 
     due: datetime | None = None
-    met_on_time: bool | None = None
+    met_at: datetime | None = None
     breached: bool = False
 
 
@@ -149,28 +163,29 @@ class ReportBuilder:
 
     def _complaints(self) -> dict[str, Any]:
         cases = self.complaints.values()
-        outcomes = Counter(c.outcome or "ongoing" for c in cases)
+        outcomes = Counter(latest_outcome(c.outcome) for c in cases)
         return {
             "total": len(self.complaints),
             "by_stage": _sorted(Counter(c.stage for c in cases)),
             "by_service_area": _sorted(Counter(c.service_area for c in cases)),
-            "outcomes": {o: outcomes[o] for o in (*OUTCOMES, "ongoing")},
+            "outcomes": {o: outcomes[o] for o in LATEST_OUTCOMES},
             "upheld_rate": upheld_rate(outcomes),
             "acknowledged_within_target_rate": self._timeliness("acknowledge"),
             "responded_within_target_rate": self._timeliness("respond"),
         }
 
     def _timeliness(self, kind: str) -> float | None:
+        return rate(*self.timeliness_counts(kind))
+
+    def timeliness_counts(self, kind: str) -> tuple[int, int]:
+        """The timeliness rate's numerator and denominator for `kind`: (met, counted)."""
         counted = met = 0
-        for (subject, _, k), d in self.deadlines.items():
-            if k != kind or subject not in self.complaints:
-                continue
-            fell_due = d.due is not None and d.due <= self.period.last_instant
-            if d.met_on_time is None and not fell_due and not d.breached:
-                continue
-            counted += 1
-            met += d.met_on_time is True
-        return rate(met, counted)
+        for (_, _, k), d in self.deadlines.items():
+            done = settled(d.due, d.met_at, d.breached) if k == kind and d.due is not None else None
+            if done is not None and self.period.contains(done.at):
+                counted += 1
+                met += done.met
+        return met, counted
 
     def _learning(self) -> dict[str, Any]:
         done = self.learning["completed"]
@@ -234,26 +249,32 @@ def _responded(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None
         case.outcome = str(body["data"]["outcome"])
 
 
-def _deadline(b: ReportBuilder, body: dict[str, Any]) -> tuple[Deadline, datetime]:
+def _deadline(b: ReportBuilder, body: dict[str, Any]) -> tuple[Deadline, datetime] | None:
+    if body.get("source") != ESCALATION:  # escalation's complaint deadlines, not learning's
+        return None
     data = body["data"]
     key = (str(body["subject"]), str(data["stage"]), str(data["kind"]))
     return b.deadlines.setdefault(key, Deadline()), parse_time(str(data["due"]))
 
 
 def _scheduled(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
-    d, due = _deadline(b, body)
+    if (found := _deadline(b, body)) is None:
+        return
+    d, due = found
     if d.due is not None and due != d.due:
         d.breached = False  # an agreed extension: the old target's breach no longer decides it
     d.due = due
 
 
 def _met(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
-    d, due = _deadline(b, body)
-    d.due, d.met_on_time = due, not bool(body["data"]["late"])
+    if (found := _deadline(b, body)) is not None:
+        found[0].due, found[0].met_at = found[1], moment
 
 
 def _breached(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
-    d, due = _deadline(b, body)
+    if (found := _deadline(b, body)) is None:
+        return
+    d, due = found
     if d.due is None or due == d.due:
         d.due, d.breached = due, True
 

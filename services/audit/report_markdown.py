@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -27,7 +27,12 @@ def _table(title: str, counts: dict[str, int]) -> list[str]:
     return lines + [""]
 
 
-def _complaints(c: dict[str, Any]) -> list[str]:
+def _of(counts: Mapping[str, tuple[int, int]], key: str) -> str:
+    """` (59 of 60)`: a rate's count and denominator, where the caller knows them."""
+    return f" ({counts[key][0]} of {counts[key][1]})" if key in counts else ""
+
+
+def _complaints(c: dict[str, Any], counts: Mapping[str, tuple[int, int]]) -> list[str]:
     stages = ", ".join(f"{n} {_label(s)}" for s, n in c["by_stage"].items())
     areas = ", ".join(f"{n} {_label(a)}" for a, n in c["by_service_area"].items())
     o = c["outcomes"]
@@ -38,9 +43,9 @@ def _complaints(c: dict[str, Any]) -> list[str]:
     lines.append(f"Of the {decided} decided, {o['upheld']} ({percent(c['upheld_rate'])}) were upheld, "
                  f"{o['partially_upheld']} partially upheld, {o['not_upheld']} not upheld and {o['resolved']} "
                  f"resolved. Investigations on {o['ongoing']} complaints are still ongoing.")
-    lines += ["", f"Acknowledgement targets were achieved in {percent(c['acknowledged_within_target_rate'])} of "
-              f"cases and response targets (set by the procedure or agreed with the complainant) in "
-              f"{percent(c['responded_within_target_rate'])}.", ""]
+    lines += ["", f"Acknowledgement targets were achieved in {percent(c['acknowledged_within_target_rate'])}"
+              f"{_of(counts, 'acknowledge')} of cases and response targets (set by the procedure or agreed with "
+              f"the complainant) in {percent(c['responded_within_target_rate'])}{_of(counts, 'respond')}.", ""]
     return lines + _table("stage reached", c["by_stage"]) + _table("service area", c["by_service_area"]) \
         + _table("outcome", o)
 
@@ -68,14 +73,16 @@ def _compliments(c: dict[str, Any]) -> list[str]:
         + _table("service area", c["by_service_area"])
 
 
-def _learning(learning: dict[str, Any]) -> list[str]:
+def _learning(learning: dict[str, Any], counts: Mapping[str, tuple[int, int]]) -> list[str]:
     return ["## Learning from complaints", "",
             f"{learning['opened']} learning stages were opened and {learning['completed']} completed, "
-            f"{percent(learning['completed_on_time_rate'])} of them within the time allowed.", ""]
+            f"{percent(learning['completed_on_time_rate'])}{_of(counts, 'learning_on_time')} of them within the "
+            "time allowed.", ""]
 
 
 def _satisfaction_line(row: dict[str, Any]) -> str:
-    line = f"| {row['survey']} | {row['question']} | {row['responses']} | {percent(row['ratio'])} |"
+    line = (f"| {row['survey']} | {row['question']} | {row['responses']} | {percent(row['ratio'])} "
+            f"({row['positive']} of {row['responses']}) |")
     target = row.get("target")
     gap = ""
     if target is not None and row["ratio"] is not None:
@@ -100,17 +107,19 @@ def _by_respondent(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         groups = row.get("by_respondent_type") or {}
         if len(groups) > 1:
-            parts = [f"{_label(g).lower()} {percent(v['ratio'])} of {v['responses']}" for g, v in groups.items()]
+            parts = [f"{_label(g).lower()} {percent(v['ratio'])} ({v['positive']} of {v['responses']})"
+                     for g, v in groups.items()]
             out.append(f"- {row['question']} ({row['text']}): " + "; ".join(parts))
     return out + [""] if out else []
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    """The report for people: complaints, themes, compliments, learning and satisfaction."""
+def render_markdown(report: dict[str, Any], counts: Mapping[str, tuple[int, int]] | None = None) -> str:
+    """The report for people: complaints, themes, compliments, learning and satisfaction; `counts` gives the
+    timeliness rates' counts and denominators (`report_html.rate_counts`)."""
     p = report["period"]
     lines = [f"# Complaints and compliments report, {p['from']} to {p['to']}", ""]
-    lines += _complaints(report["complaints"]) + _themes(report.get("themes", {}))
-    lines += _compliments(report["compliments"]) + _learning(report["learning"])
+    lines += _complaints(report["complaints"], counts or {}) + _themes(report.get("themes", {}))
+    lines += _compliments(report["compliments"]) + _learning(report["learning"], counts or {})
     lines += _actions(report.get("learning_actions", {}))
     lines += _satisfaction(report.get("satisfaction", []))
     return "\n".join(lines).rstrip() + "\n"

@@ -18,10 +18,13 @@ COMMANDS: dict[str, str] = {
     "demo": "services.cli.demo",
     "replay": "services.cli.replay",
     "report": "services.cli.report",
+    "indicators": "services.cli.indicators",
     "history": "services.cli.history",
     "cases": "services.cli.cases",
     "deadletters": "services.cli.deadletters",
     "migrate": "services.cli.migrate",
+    "erase": "services.cli.erase",
+    "retention": "services.cli.retention",
 }
 
 

@@ -19,6 +19,7 @@ import asyncpg
 
 from schemas.canonical import canonical
 from schemas.times import event_time
+from services.common.redaction import is_redaction
 
 EVENTS_CHANNEL = "casefeedback_events"
 # What checking one link of the chain reads of a row, in this order (`link_problem`). The first eight
@@ -76,6 +77,35 @@ def link_hash(prev: bytes, body_digest: bytes, raw: bytes | None, full_from: int
         return original_chain_hash(prev, seq, event_id, body_digest, raw)
     return chain_hash(prev, link_text(seq, event_id, subject, version, event_type, source, time, recorded_at),
                       body_digest, raw)
+
+
+def erased_link_hash(prev: bytes, body_digest: bytes, raw_digest: bytes | None, full_from: int, seq: int,
+                     event_id: str, subject: str, version: int, event_type: str, source: str, time: datetime,
+                     recorded_at: datetime) -> bytes:
+    """`link_hash` of an erased event, from the digests its original body and raw bytes had (kept on erasure)."""
+    if seq < full_from:
+        return hashlib.sha256(b"".join((prev, seq.to_bytes(8, "big"), event_id.encode(), body_digest,
+                                        raw_digest or b""))).digest()
+    columns = link_text(seq, event_id, subject, version, event_type, source, time, recorded_at)
+    return hashlib.sha256(b"".join((prev, body_digest, raw_digest or NO_RAW, columns))).digest()
+
+
+class Erased(NamedTuple):
+    """What the history keeps of an erased event besides its redacted body (`erased_events`, migration 014)."""
+
+    erasure_id: str
+    fields: list[str]
+    redacted_digest: bytes
+    raw_digest: bytes | None
+
+
+async def erased_events(conn: asyncpg.Connection) -> dict[int, Erased]:
+    """Every erased event by seq (none where the erasure migration is not applied)."""
+    if not await conn.fetchval("SELECT to_regclass('erased_events') IS NOT NULL"):
+        return {}
+    rows = await conn.fetch("SELECT seq, erasure_id, fields, redacted_digest, raw_digest FROM erased_events")
+    return {r["seq"]: Erased(r["erasure_id"], list(r["fields"]), bytes(r["redacted_digest"]),
+                             None if r["raw_digest"] is None else bytes(r["raw_digest"])) for r in rows}
 
 
 async def full_link_from(conn: asyncpg.Connection) -> int:
@@ -222,7 +252,7 @@ class ChainBreak:
 async def verify_chain(conn: asyncpg.Connection, batch: int = 10000) -> tuple[int, ChainBreak | None]:
     """Recompute the hash chain over the whole history; return events checked and the first break."""
     prev, expected_seq, checked, after = GENESIS, 1, 0, 0
-    full_from = await full_link_from(conn)
+    full_from, erased = await full_link_from(conn), await erased_events(conn)
     while True:
         rows = await conn.fetch(
             f"SELECT {LINK_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2", after, batch,
@@ -230,18 +260,20 @@ async def verify_chain(conn: asyncpg.Connection, batch: int = 10000) -> tuple[in
         if not rows:
             return checked, None
         for r in rows:
-            problem = link_problem(r, prev, expected_seq, full_from)
+            problem = link_problem(r, prev, expected_seq, full_from, erased)
             if problem:
                 return checked, ChainBreak(r["seq"], r["id"], problem)
             prev, expected_seq, checked = bytes(r["hash"]), expected_seq + 1, checked + 1
         after = rows[-1]["seq"]
 
 
-def link_problem(r: Sequence[Any], prev: bytes, expected_seq: int, full_from: int) -> str | None:
+def link_problem(r: Sequence[Any], prev: bytes, expected_seq: int, full_from: int,
+                 erased: Mapping[int, Erased] | None = None) -> str | None:
     """What is wrong with one stored event's link in the chain (None when intact).
 
     `r` is a row of `LINK_COLUMNS` in that order (read by position: replay checks every row). The body
-    is kept verbatim, so its digest is the sha256 of that text: no re-serialising, no ambiguity.
+    is kept verbatim, so its digest is the sha256 of that text: no re-serialising, no ambiguity. An
+    event in `erased` is checked by `erased_link_problem` (only when its body no longer matches its digest).
     """
     seq, event_id, subject, version, event_type, time, recorded_at, body, source, raw, stored_digest, prev_hash, \
         stored_hash = r
@@ -250,10 +282,30 @@ def link_problem(r: Sequence[Any], prev: bytes, expected_seq: int, full_from: in
     d = hashlib.sha256(body.encode()).digest()
     # bytea columns arrive as bytes (a memoryview compares by content too): no copies needed.
     if d != stored_digest:
+        if erased and seq in erased:
+            return erased_link_problem(r, prev, full_from, erased[seq], d)
         return f"event {event_id} (seq {seq}) was edited: its body does not match its digest"
     if prev_hash != prev:
         return f"event {event_id} (seq {seq}): prev_hash does not match the previous event's hash"
     if link_hash(prev, d, raw, full_from, seq, event_id, subject, version, event_type, source, time,
                  recorded_at) != stored_hash:
+        return f"event {event_id} (seq {seq}) was edited: its hash does not match its contents"
+    return None
+
+
+def erased_link_problem(r: Sequence[Any], prev: bytes, full_from: int, erased: Erased,
+                        body_digest: bytes) -> str | None:
+    """What is wrong with an erased event: its redacted body must be the one recorded, show exactly the
+    erased fields as erased, and its link must hold with the original digests kept."""
+    seq, event_id, subject, version, event_type, time, recorded_at, body, source, raw, stored_digest, prev_hash, \
+        stored_hash = r
+    if body_digest != erased.redacted_digest or raw is not None:
+        return f"erased event {event_id} (seq {seq}) was edited after its erasure"
+    if not is_redaction(json.loads(body), erased.fields):
+        return f"erased event {event_id} (seq {seq}): its body does not show exactly its erased fields as erased"
+    if prev_hash != prev:
+        return f"event {event_id} (seq {seq}): prev_hash does not match the previous event's hash"
+    if erased_link_hash(prev, bytes(stored_digest), erased.raw_digest, full_from, seq, event_id, subject, version,
+                        event_type, source, time, recorded_at) != stored_hash:
         return f"event {event_id} (seq {seq}) was edited: its hash does not match its contents"
     return None

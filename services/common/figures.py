@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime, time, timedelta, timezone
+from typing import Any, NamedTuple
 
 from schemas.payloads import scale_key
 
@@ -19,7 +20,12 @@ OTHER = "other"
 OUTCOMES = ("upheld", "partially_upheld", "not_upheld", "resolved")
 UPHELD = ("upheld",)
 DECIDED = OUTCOMES
+ONGOING = "ongoing"  # a complaint with no outcome (yet, or again since an escalation)
+LATEST_OUTCOMES = (*OUTCOMES, ONGOING)
 
+# The rolling windows the dashboards show: N whole UTC days ending with today's, so that a window is the
+# report's period --from (today - N + 1) --to today.
+WINDOW_DAYS = {"30d": 30, "90d": 90, "365d": 365}
 
 
 @dataclass(frozen=True)
@@ -60,11 +66,58 @@ def upheld_rate(outcomes: Mapping[str, int]) -> float | None:
     return rate(sum(outcomes.get(o, 0) for o in UPHELD), sum(outcomes.get(o, 0) for o in DECIDED))
 
 
+def latest_outcome(outcome: Any) -> str:
+    """A complaint's outcome as its latest response left it: `ongoing` when it has none (never answered,
+    or escalated since), `other` for a value no contract outcome names."""
+    if outcome is None:
+        return ONGOING
+    return fold(outcome, OUTCOMES)
+
+
 def promql_upheld_rate(metric: str, window: str) -> str:
-    """The upheld rate in PromQL, the same numerator and denominator as `upheld_rate`."""
+    """The upheld rate in PromQL, the same numerator and denominator as `upheld_rate`; `metric` counts
+    complaints received in the window by `latest_outcome` (escalation's `casefeedback_complaints_by_outcome`)."""
     def total(outcomes: tuple[str, ...]) -> str:
         return f'sum({metric}{{window="{window}",outcome=~"{"|".join(outcomes)}"}})'
     return f"{total(UPHELD)} / {total(DECIDED)}"
+
+
+def promql_ratio(numerator: str, denominator: str, by: str, window: str) -> str:
+    """sum(numerator) / sum(denominator) by the given labels in one window (never an average of ratios)."""
+    sel = f'{{window="{window}"}}'
+    return f"sum by ({by}) ({numerator}{sel}) / sum by ({by}) ({denominator}{sel})"
+
+
+def window_start(now: datetime, days: int) -> datetime:
+    """The first instant of a window of `days` whole UTC days ending with `now`'s day."""
+    first = now.astimezone(timezone.utc).date() - timedelta(days=days - 1)
+    return datetime.combine(first, time.min, timezone.utc)
+
+
+def windows_holding(moment: datetime, now: datetime) -> list[str]:
+    """The windows (of `WINDOW_DAYS`, ending at `now`) that `moment` falls in."""
+    if moment > now:
+        return []
+    return [name for name, days in WINDOW_DAYS.items() if moment >= window_start(now, days)]
+
+
+class Settled(NamedTuple):
+    """When a deadline counts for timeliness, and whether it was met."""
+
+    at: datetime
+    met: bool
+
+
+def settled(due: datetime, met_at: datetime | None, breached: bool) -> Settled | None:
+    """Timeliness, defined once (contract section 9; the report and escalation's timeliness gauges): a
+    deadline is met when its act happened on or before its target (`due`: the agreed date where an
+    extension was agreed) and then counts when the act happened; one met late, or whose target passed
+    unmet (breached), is missed and counts when it fell due. A deadline still running, or ended
+    unmet before it fell due (withdrawn, closed, escalated), is not counted (None). A window's rate is
+    its met deadlines over those counted in it (`rate`, or `promql_ratio` over the gauges)."""
+    if met_at is not None:
+        return Settled(met_at, True) if met_at <= due else Settled(due, False)
+    return Settled(due, False) if breached else None
 
 
 def answer_key(answer: Any) -> str:

@@ -20,13 +20,12 @@ How days are counted (documented here and stated in each procedure file):
 
 from __future__ import annotations
 
+import calendar as gregorian
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cached_property, lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
-
-import calendar as gregorian
 
 import holidays
 

@@ -1,13 +1,14 @@
 """Complaint procedures as data: the file format, its validation, and the book of known versions.
 
-A procedure file (YAML) holds contract section 6: stages in order with acknowledge and respond
-times (a respond period in days of the procedure's calendar or in calendar months, optionally agreed
-with the complainant), the reasons for which a stage's clock may be suspended, which stages may be bypassed at the complainant's request, the stage serious complaints
-start at, the calendar, the warning lead time and the learning stage's time. Built-in files live
-beside this module; operators add a folder (`CASEFEEDBACK_PROCEDURES_DIR`), whose files win over
-built-in ones with the same id. Each version of a document is known by its key
-`id@version#hash`; a case keeps the key it was received under, so editing a file never moves the
-deadlines of cases already open (the worker stores every document it used in the database).
+A procedure file (YAML) holds contract section 6: stages in order with acknowledge and respond times
+(a respond period in days of the procedure's calendar or in calendar months, optionally agreed with
+the complainant), the reasons for which a stage's clock may be suspended, which stages may be
+bypassed at the complainant's request, the stage serious complaints start at, the calendar, the
+warning lead time and the learning stage's time. Built-in files live beside this module; operators
+add a folder (`CASEFEEDBACK_PROCEDURES_DIR`), whose files win over built-in ones with the same id.
+Each version of a document is known by its key `id@version#hash`; a case keeps the key it was
+received under, so editing a file never moves the deadlines of cases already open (the worker stores
+every document it used in the database).
 Reading the files is the adapter `procedure_files.py`'s; this module does no I/O.
 """
 

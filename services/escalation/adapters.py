@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 
@@ -12,7 +12,6 @@ from services.escalation.domain import CaseState
 
 TABLE = "escalation_cases"
 OWNER = "escalation"
-WINDOWS = {"30d": timedelta(days=30), "90d": timedelta(days=90), "365d": timedelta(days=365)}
 
 
 async def load_live_state(conn: asyncpg.Connection) -> dict[str, CaseState]:
@@ -37,15 +36,28 @@ async def overdue_counts(conn: asyncpg.Connection, partitions: list[int]) -> lis
     return rows
 
 
-async def timeliness(conn: asyncpg.Connection, partitions: list[int], now: datetime) -> list[asyncpg.Record]:
-    """Per stage, kind and window: deadlines that fell due in the window (not cancelled) and how many were met."""
+async def deadlines_due_since(conn: asyncpg.Connection, partitions: list[int], since: datetime) -> list[asyncpg.Record]:
+    """Every deadline (stage, kind, due, met_at, breached) of the cases on the given partitions that is due
+    at or after `since`, as the case's state holds it (a deadline settles at or before its due instant,
+    so these are all that can count for timeliness in a window starting at `since`)."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT w.name AS window, d.stage, d.kind, count(*) AS counted, "
-        "count(*) FILTER (WHERE d.status = 'met' AND NOT d.late) AS met "
-        "FROM deadlines d JOIN unnest($3::text[], $4::interval[]) AS w(name, span) "
-        "ON d.due > $2::timestamptz - w.span AND d.due <= $2::timestamptz "
-        "WHERE d.owner = $1 AND d.status <> 'cancelled' AND d.partition = any($5::int[]) "
-        "GROUP BY w.name, d.stage, d.kind", OWNER, now, list(WINDOWS), list(WINDOWS.values()), partitions)
+        f"SELECT d->>'stage' AS stage, d->>'kind' AS kind, (d->>'due')::timestamptz AS due, "
+        "(d->>'met_at')::timestamptz AS met_at, (d->>'breached')::boolean AS breached "
+        f"FROM {TABLE} c CROSS JOIN LATERAL jsonb_array_elements(c.state->'deadlines') AS d "
+        "WHERE c.partition = any($3::int[]) AND (d->>'due')::timestamptz >= $2 AND c.subject IN "
+        "(SELECT subject FROM deadlines WHERE owner = $1 AND due >= $2 AND partition = any($3::int[]))",
+        OWNER, since, partitions)
+    return rows
+
+
+async def received_since(conn: asyncpg.Connection, partitions: list[int], since: datetime) -> list[asyncpg.Record]:
+    """The complaints on the given partitions received at or after `since` (the first `complaint.received`
+    of each, as escalation takes it): service area, latest outcome (null: none) and time received."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT c.service_area, c.state->>'outcome' AS outcome, r.time AS received FROM "
+        "(SELECT DISTINCT ON (subject) subject, time FROM events WHERE type = 'complaint.received' "
+        f"AND time >= $1 ORDER BY subject, seq) AS r JOIN {TABLE} c ON c.subject = r.subject "
+        "WHERE c.partition = any($2::int[])", since, partitions)
     return rows
 
 

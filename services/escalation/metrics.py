@@ -13,6 +13,11 @@ rebalances: a series that moves to another worker continues from the same value.
 
 It is not read from the `deadlines` table's `breached` flags: an extension agreed after a breach
 clears the flag (the new target may be breached again), which would make the count go down.
+
+Timeliness (`casefeedback_timeliness_*`) and `casefeedback_complaints_by_outcome` (added to the contract's
+metrics) are the report's figures over a window of whole days ending today, by the definitions of
+`services/common/figures.py` (`settled`, `latest_outcome`): the dashboard's sum of met over sum of counted,
+and its upheld over decided, equal `casefeedback report` over those days.
 """
 
 from __future__ import annotations
@@ -27,12 +32,17 @@ COMPLAINTS_OPEN = Gauge("casefeedback_complaints_open", "Open complaints on this
                         ["stage", "service_area"])
 DEADLINES_OVERDUE = Gauge("casefeedback_deadlines_overdue", "Deadlines past due and not met (owned partitions)",
                           ["stage", "kind"])
-TIMELINESS_RATIO = Gauge("casefeedback_timeliness_ratio", "Share of deadlines falling due in the window that were met",
+TIMELINESS_RATIO = Gauge("casefeedback_timeliness_ratio",
+                         "Share of deadlines settled in the window (met, or fell due unmet) that were met on time",
                          ["stage", "kind", "window"])
-TIMELINESS_COUNTED = Gauge("casefeedback_timeliness_counted", "Deadlines falling due in the window",
+TIMELINESS_COUNTED = Gauge("casefeedback_timeliness_counted",
+                           "Deadlines settled in the window: met (counted when met) or fell due unmet (when due)",
                            ["stage", "kind", "window"])
-TIMELINESS_MET = Gauge("casefeedback_timeliness_met", "Deadlines falling due in the window and met on time",
+TIMELINESS_MET = Gauge("casefeedback_timeliness_met", "Deadlines met on time in the window",
                        ["stage", "kind", "window"])
+COMPLAINTS_BY_OUTCOME = Gauge("casefeedback_complaints_by_outcome",
+                              "Complaints received in the window by their latest outcome (ongoing: none, or "
+                              "escalated since), on this worker's partitions", ["outcome", "service_area", "window"])
 
 BREACHED_NAME = "casefeedback_deadlines_breached"
 BREACHED_HELP = "Deadline breaches recorded in the history, on this worker's partitions (read from the history)"

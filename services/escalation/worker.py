@@ -10,6 +10,7 @@ the record; the act is then met with `late` judged from event times alone.
 
 from __future__ import annotations
 
+import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from datetime import datetime
@@ -18,6 +19,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from services.common import figures
 from services.common.figures import fold
 from services.common.settings import Settings
 from services.deadlines import labels
@@ -26,6 +28,10 @@ from services.deadlines.worker import TrackingWorker
 from services.escalation import adapters, metrics
 from services.escalation.domain import CaseState
 from services.escalation.projection import PROJECTION
+
+# The windowed figures (timeliness, outcomes of complaints received) read every deadline and complaint of
+# the longest window: refreshed less often than the other gauges.
+WINDOWED_REFRESH_S = 5.0
 
 
 class EscalationWorker(TrackingWorker):
@@ -38,6 +44,8 @@ class EscalationWorker(TrackingWorker):
         self.breaches: Counter[tuple[int, str, str]] = Counter()  # (partition, stage, kind) -> in the history
         self.breaches_read_to = 0  # the history seq `breaches` covers
         self.stages = labels.known_stages(self.book)
+        self.windowed_at = -WINDOWED_REFRESH_S  # monotonic time of the last windowed refresh
+        self.windowed_for: list[int] = []  # the partitions it covered
 
     def make_tracker(self) -> Tracker[CaseState]:
         return PROJECTION.tracker(self.book)
@@ -55,11 +63,18 @@ class EscalationWorker(TrackingWorker):
         overdue: dict[tuple[str, str], int] = defaultdict(int)
         for r in await adapters.overdue_counts(conn, partitions):
             overdue[(self._stage(r["stage"]), r["kind"])] += r["n"]
-        timely = await adapters.timeliness(conn, partitions, now)
         await self._refresh_breaches(conn, partitions)
         _set(metrics.COMPLAINTS_OPEN, opened)
         _set(metrics.DEADLINES_OVERDUE, overdue)
-        self._set_timeliness(timely)
+        if partitions != self.windowed_for or time.monotonic() - self.windowed_at >= WINDOWED_REFRESH_S:
+            await self._refresh_windowed(conn, partitions, now)
+            self.windowed_at, self.windowed_for = time.monotonic(), partitions
+
+    async def _refresh_windowed(self, conn: asyncpg.Connection, partitions: list[int], now: datetime) -> None:
+        """The report's timeliness and outcome figures over each window ending `now` (`figures`)."""
+        since = figures.window_start(now, max(figures.WINDOW_DAYS.values()))
+        self._set_timeliness(await adapters.deadlines_due_since(conn, partitions, since), now)
+        self._set_outcomes(await adapters.received_since(conn, partitions, since), now)
 
     async def _refresh_breaches(self, conn: asyncpg.Connection, partitions: list[int]) -> None:
         """Add the breaches recorded since the last look, and export the owned partitions' totals (metrics module)."""
@@ -72,16 +87,28 @@ class EscalationWorker(TrackingWorker):
                 values[(stage, kind, str(p))] = n
         metrics.DEADLINES_BREACHED.set(values)
 
-    def _set_timeliness(self, rows: list[asyncpg.Record]) -> None:
-        counted: dict[tuple[str, ...], int] = defaultdict(int)
-        met: dict[tuple[str, ...], int] = defaultdict(int)
+    def _set_timeliness(self, rows: list[asyncpg.Record], now: datetime) -> None:
+        counted: Counter[tuple[str, ...]] = Counter()
+        met: Counter[tuple[str, ...]] = Counter()
         for r in rows:
-            key = (self._stage(r["stage"]), r["kind"], r["window"])
-            counted[key] += r["counted"]
-            met[key] += r["met"]
+            done = figures.settled(r["due"], r["met_at"], r["breached"])
+            for window in figures.windows_holding(done.at, now) if done else ():
+                key = (self._stage(r["stage"]), r["kind"], window)
+                counted[key] += 1
+                met[key] += done.met if done else 0
         _set(metrics.TIMELINESS_COUNTED, counted)
-        _set(metrics.TIMELINESS_MET, met)
+        _set(metrics.TIMELINESS_MET, {k: met[k] for k in counted})
         _set(metrics.TIMELINESS_RATIO, {k: met[k] / n for k, n in counted.items() if n})
+
+    def _set_outcomes(self, rows: list[asyncpg.Record], now: datetime) -> None:
+        received: Counter[tuple[str, str, str]] = Counter()
+        for r in rows:
+            area = self._area(r["service_area"])
+            for window in figures.windows_holding(r["received"], now):
+                received[(figures.latest_outcome(r["outcome"]), area, window)] += 1
+        # every outcome of an area and window that has complaints: an upheld count of 0 is a figure too
+        shown = {(outcome, area, window) for _, area, window in received for outcome in figures.LATEST_OUTCOMES}
+        _set(metrics.COMPLAINTS_BY_OUTCOME, {k: received[k] for k in shown | set(received)})
 
 
 def _set(gauge: Any, values: Mapping[Any, float]) -> None:

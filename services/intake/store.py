@@ -6,13 +6,15 @@ concurrent intake workers (and the expiry task) see each other's committed holds
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
+from schemas.canonical import canonical
 from services.intake.domain import Known
 from services.intake.story import Opener, opener_of
 
@@ -33,6 +35,8 @@ class HeldEvent:
     record_time: datetime
 
 
+# An erasure rule: the body with its erasable fields erased, and the fields erased.
+Redactor = Callable[[Mapping[str, object]], tuple[dict[str, object], list[str]]]
 _HELD_COLUMNS = ["id", "awaits", "digest", "body", "raw", "topic", "partition", "offset", "key", "record_time",
                  "held_at", "hold_until"]
 _SELECT_HELD = 'id, awaits, digest, body, raw, topic, partition, "offset", key, record_time'
@@ -154,3 +158,22 @@ def _held(r: asyncpg.Record) -> HeldEvent:
     return HeldEvent(r["id"], r["awaits"], bytes(r["digest"]), json.loads(r["body"]), bytes(r["raw"]), r["topic"],
                      r["partition"], r["offset"], bytes(r["key"]) if r["key"] is not None else None,
                      r["record_time"])
+
+
+async def redact_held(conn: asyncpg.Connection, subject: str, redact: Redactor) -> int:
+    """Erase the erasable fields of the subject's held events (body, digest and raw bytes); how many changed.
+
+    The raw bytes become the redacted body's canonical bytes, so nothing erased is appended or
+    dead-lettered later.
+    """
+    rows = await conn.fetch("SELECT held_seq, body FROM intake_held WHERE body::json->>'subject' = $1 FOR UPDATE",
+                            subject)
+    changed = 0
+    for r in rows:
+        body, fields = redact(json.loads(r["body"]))
+        if fields:
+            text = canonical(body)
+            await conn.execute("UPDATE intake_held SET body = $2, raw = $3, digest = $4 WHERE held_seq = $1",
+                               r["held_seq"], text.decode(), text, hashlib.sha256(text).digest())
+            changed += 1
+    return changed

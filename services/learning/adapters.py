@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -48,3 +50,18 @@ async def stage_counts(conn: asyncpg.Connection, partitions: list[int]) -> tuple
         "SELECT count(*) AS open, count(*) FILTER (WHERE breached) AS overdue FROM deadlines "
         "WHERE owner = $1 AND status = 'open' AND partition = any($2::int[])", OWNER, partitions)
     return int(row["open"]), int(row["overdue"])
+
+
+async def redact_held(conn: asyncpg.Connection, subject: str,
+                      redact: Callable[[dict[str, Any]], tuple[dict[str, Any], list[str]]]) -> int:
+    """Erase the erasable fields of the learning events the case holds (its state); how many changed."""
+    row = await conn.fetchrow(f"SELECT state::text AS state FROM {TABLE} WHERE subject = $1 FOR UPDATE", subject)
+    if row is None:
+        return 0
+    state = json.loads(row["state"])
+    redacted = [redact(body) for body in state.get("held", [])]
+    changed = sum(1 for _, fields in redacted if fields)
+    if changed:
+        state["held"] = [body for body, _ in redacted]
+        await conn.execute(f"UPDATE {TABLE} SET state = $2::jsonb WHERE subject = $1", subject, json.dumps(state))
+    return changed

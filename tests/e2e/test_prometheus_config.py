@@ -28,6 +28,8 @@ KNOWN_METRICS = {
     "casefeedback_satisfaction_unmatched_answers", "casefeedback_label_folded_total",
     # added by learning
     "casefeedback_learning_actions_total",
+    # added by escalation
+    "casefeedback_complaints_by_outcome",
 }
 
 

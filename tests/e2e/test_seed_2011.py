@@ -65,6 +65,21 @@ def test_a_year_like_seed_2011_through_the_live_services_reproduces_the_seed_rep
         assert "A total of 60 complaints, 57 Level 1, 3 Level 2, were recorded in the period." in markdown.stdout
         assert "Investigations on 8 complaints are still ongoing." in markdown.stdout
 
+        # The indicators read from the live history equal those computed from the very events sent.
+        indicators = up.cli("indicators", "--from", "2011-01-01", "--to", "2011-12-31", "--population", "145000",
+                            "--format", "json")
+        assert indicators.returncode == 0, indicators.stderr
+        from datetime import date
+
+        from services.audit.indicators import build_indicators
+        from services.audit.report import Period
+        from services.deadlines.procedure_files import load_book
+
+        expected = build_indicators(seed_2011(prefix), Period(date(2011, 1, 1), date(2011, 12, 31)), load_book(),
+                                    145000)
+        assert json.loads(indicators.stdout) == expected
+        assert expected["received"]["total"] == 60
+
         replayed = replay_when_caught_up(up)
         assert replayed.returncode == 0, replayed.stdout + replayed.stderr
         assert "complaint.received: 60" in replayed.stdout and "compliment.received: 131" in replayed.stdout

@@ -183,9 +183,10 @@ async def test_metrics_count_open_overdue_breached_and_timeliness_for_owned_part
     opened = dict(stage="stage2", service_area="criminal_justice")
     ack = dict(stage="stage2", kind="acknowledge")
     year = dict(ack, window="365d")
+    ongoing = dict(outcome="ongoing", service_area="criminal_justice", window="365d")
     before = (value("casefeedback_complaints_open", **opened), value("casefeedback_deadlines_overdue", **ack),
               value("casefeedback_deadlines_breached_total", **ack), value("casefeedback_timeliness_counted", **year),
-              value("casefeedback_timeliness_met", **year))
+              value("casefeedback_timeliness_met", **year), value("casefeedback_complaints_by_outcome", **ongoing))
     late, on_time, gone = unique("m"), unique("m"), unique("m")
     recent = (datetime.now(UTC) - timedelta(days=60)).replace(microsecond=0)
     ack_time = (recent + timedelta(hours=2)).isoformat()
@@ -199,8 +200,10 @@ async def test_metrics_count_open_overdue_breached_and_timeliness_for_owned_part
     def moved() -> bool:
         now = (value("casefeedback_complaints_open", **opened), value("casefeedback_deadlines_overdue", **ack),
                value("casefeedback_deadlines_breached_total", **ack),
-               value("casefeedback_timeliness_counted", **year), value("casefeedback_timeliness_met", **year))
-        return [n - b for n, b in zip(now, before, strict=True)] == [1, 1, 1, 2, 1]
+               value("casefeedback_timeliness_counted", **year), value("casefeedback_timeliness_met", **year),
+               value("casefeedback_complaints_by_outcome", **ongoing))
+        # timeliness: `late` breached and `on_time` met count; `gone` was withdrawn before its targets fell due
+        return [n - b for n, b in zip(now, before, strict=True)] == [1, 1, 1, 2, 1, 2]
 
     from tests.helpers import wait_for
 

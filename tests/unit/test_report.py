@@ -10,6 +10,7 @@ from services.audit.report import build_report as build
 from services.audit.report_markdown import render_markdown
 from services.common.labels import load_labels
 from services.deadlines.procedure_files import load_book
+from services.escalation.domain import SOURCE as ESCALATION
 from tests.seed2011 import EXPECTED_2011, seed_2011
 
 BOOK, LABELS = load_book(), load_labels()
@@ -37,20 +38,23 @@ def received(subject: str, time_: str, stage: str = "stage1", serious: bool = Fa
 
 
 def deadline(type_: str, subject: str, time_: str, stage: str, kind: str, due: str, **extra: Any) -> dict[str, Any]:
-    return ev(type_, subject, time_, {"stage": stage, "kind": kind, "due": due, **extra})
+    """A deadline event as escalation derives it."""
+    return ev(type_, subject, time_, {"stage": stage, "kind": kind, "due": due, **extra}) | {"source": ESCALATION}
 
 
 def with_derived_deadlines(inbound: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A stand-in for escalation: calendar-day deadlines at receipt, deadline.met at each act (a response
-    also meets a still-open acknowledgement)."""
+    also meets a still-open acknowledgement), a breach at the due instant of each deadline met late or not
+    at all."""
     out: list[dict[str, Any]] = []
     dues: dict[tuple[str, str], str] = {}
+    stages: dict[str, str] = {}
     met: set[tuple[str, str]] = set()
     for e in inbound:
         out.append(e)
         s, t = e["subject"], datetime.fromisoformat(e["time"])
         if e["type"] == "complaint.received":
-            stage = e["data"]["stage"]
+            stage = stages[s] = e["data"]["stage"]
             for kind in ("acknowledge", "respond"):
                 dues[(s, kind)] = (t + timedelta(days=DUNDEE_DAYS[(stage, kind)])).isoformat()
                 out.append(deadline("deadline.scheduled", s, e["time"], stage, kind, dues[(s, kind)]))
@@ -61,8 +65,11 @@ def with_derived_deadlines(inbound: list[dict[str, Any]]) -> list[dict[str, Any]
             met.add((s, kind))
             due = dues[(s, kind)]
             late = t > datetime.fromisoformat(due)
+            if late:
+                out.append(deadline("deadline.breached", s, due, e["data"]["stage"], kind, due))
             out.append(deadline("deadline.met", s, e["time"], e["data"]["stage"], kind, due, late=late))
-    return out
+    return out + [deadline("deadline.breached", s, due, stages[s], kind, due)
+                  for (s, kind), due in dues.items() if (s, kind) not in met]
 
 
 def test_a_year_shaped_like_seed_2011_gives_the_seed_figures() -> None:
@@ -120,18 +127,46 @@ def test_an_escalation_after_a_response_reopens_the_complaint_until_the_next_sta
     assert outcomes["partially_upheld"] == 1 and outcomes["ongoing"] == 0 and outcomes["not_upheld"] == 0
 
 
-def test_timeliness_counts_each_deadline_once_met_late_breached_or_fallen_due() -> None:
+def test_timeliness_counts_each_deadline_once_met_late_or_breached_not_ended_or_running() -> None:
     due = "2011-05-10T23:59:59+00:00"
-    history = [received(s, "2011-05-01T10:00:00+00:00") for s in ("ok", "late", "breached", "silent", "running")]
+    history = [received(s, "2011-05-01T10:00:00+00:00") for s in ("ok", "late", "breached", "ended", "running")]
     history += [deadline("deadline.scheduled", s, "2011-05-01T10:00:00+00:00", "stage1", "respond", due)
-                for s in ("ok", "late", "breached", "silent")]
+                for s in ("ok", "late", "breached", "ended")]
     history += [deadline("deadline.scheduled", "running", "2011-05-01T10:00:00+00:00", "stage1", "respond",
                          "2012-05-10T23:59:59+00:00"),
                 deadline("deadline.met", "ok", "2011-05-09T10:00:00+00:00", "stage1", "respond", due, late=False),
                 deadline("deadline.breached", "late", due, "stage1", "respond", due),
                 deadline("deadline.met", "late", "2011-05-20T10:00:00+00:00", "stage1", "respond", due, late=True),
-                deadline("deadline.breached", "breached", due, "stage1", "respond", due)]
-    assert build_report(history, YEAR)["complaints"]["responded_within_target_rate"] == 0.25
+                deadline("deadline.breached", "breached", due, "stage1", "respond", due),
+                ev("complaint.withdrawn", "ended", "2011-05-05T10:00:00+00:00", {})]  # before it fell due
+    assert build_report(history, YEAR)["complaints"]["responded_within_target_rate"] == 0.333
+
+
+def test_timeliness_counts_a_deadline_in_the_period_it_was_settled_in() -> None:
+    history = [received("dec", "2010-12-20T10:00:00+00:00"),
+               deadline("deadline.scheduled", "dec", "2010-12-20T10:00:00+00:00", "stage1", "respond",
+                        "2011-01-05T23:59:59+00:00"),
+               deadline("deadline.breached", "dec", "2011-01-05T23:59:59+00:00", "stage1", "respond",
+                        "2011-01-05T23:59:59+00:00"),
+               received("early", "2010-12-21T10:00:00+00:00"),
+               deadline("deadline.scheduled", "early", "2010-12-21T10:00:00+00:00", "stage1", "respond",
+                        "2011-01-06T23:59:59+00:00"),
+               deadline("deadline.met", "early", "2010-12-30T10:00:00+00:00", "stage1", "respond",
+                        "2011-01-06T23:59:59+00:00", late=False)]
+    complaints = build_report(history, YEAR)["complaints"]
+    assert complaints["total"] == 0  # received in 2010
+    assert complaints["responded_within_target_rate"] == 0.0  # "dec" fell due in 2011 unmet; "early" met in 2010
+    assert build_report(history, Period(date(2010, 1, 1), date(2010, 12, 31)))["complaints"][
+        "responded_within_target_rate"] == 1.0
+
+
+def test_learning_deadlines_are_not_complaint_timeliness() -> None:
+    history = [received("x", "2011-05-01T10:00:00+00:00"),
+               deadline("deadline.scheduled", "x", "2011-05-01T10:00:00+00:00", "stage1", "respond",
+                        "2011-05-09T23:59:59+00:00") | {"source": "casefeedback/learning"},
+               deadline("deadline.breached", "x", "2011-05-09T23:59:59+00:00", "stage1", "respond",
+                        "2011-05-09T23:59:59+00:00") | {"source": "casefeedback/learning"}]
+    assert build_report(history, YEAR)["complaints"]["responded_within_target_rate"] is None
 
 
 def test_an_act_after_a_breach_but_before_an_agreed_date_counts_as_met() -> None:
@@ -186,9 +221,10 @@ def test_markdown_reads_like_the_seed_annual_report() -> None:
     assert "Acknowledgement targets were achieved in 98.3% of cases" in text
     assert "in 90.4%." in text
     assert "The department recorded 131 compliments" in text
-    assert "| 40 | 97.5% | 90% (+7.5%) | 84% (Scotland) |" in text
+    assert "| 40 | 97.5% (39 of 40) | 90% (+7.5%) | 84% (Scotland) |" in text
     assert "### Themes by service area" in text and "staff attitude" in text
-    assert "- overall (Overall, were you satisfied with the service?): carer 90% of 10; service user 100% of 30" in text
+    assert ("- overall (Overall, were you satisfied with the service?): carer 90% (9 of 10); "
+            "service user 100% (30 of 30)") in text
 
 
 def test_an_unknown_procedure_takes_the_stage_of_the_latest_escalation() -> None:
