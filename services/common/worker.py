@@ -104,10 +104,12 @@ UNTRUSTED = Counter("casefeedback_untrusted_records_total",
 
 
 class _Link(NamedTuple):
-    """What the history holds at one seq: its body's digest (which covers the id) and its chain hash."""
+    """What the history holds at one seq: its body's digest (which covers the id), its chain hash, and the
+    redacted body's digest where the event was erased (a relay republishing it sends the redacted body)."""
 
     digest: bytes
     hash: bytes
+    redacted: bytes | None
 
 
 class HistoryWorker(Worker):
@@ -221,8 +223,8 @@ def _mismatch(record: ConsumerRecord, link: _Link | None) -> str | None:
     """Why the record is not the history's event at its seq (None when it is)."""
     if link is None:
         return NOT_IN_HISTORY
-    value = record.value or b""
-    if hashlib.sha256(value).digest() != link.digest:
+    seen = hashlib.sha256(record.value or b"").digest()
+    if seen != link.digest and (link.redacted is None or seen != link.redacted):
         return NOT_THE_EVENT
     return None
 
@@ -231,5 +233,7 @@ async def _links(conn: asyncpg.Connection, seqs: set[int]) -> dict[int, _Link]:
     """What the history holds at each of `seqs` (absent seqs are left out)."""
     if not seqs:
         return {}
-    rows = await conn.fetch("SELECT seq, digest, hash FROM events WHERE seq = any($1::bigint[])", list(seqs))
-    return {seq: _Link(bytes(digest), bytes(link)) for seq, digest, link in rows}
+    rows = await conn.fetch("SELECT e.seq, e.digest, e.hash, x.redacted_digest FROM events e "
+                            "LEFT JOIN erased_events x ON x.seq = e.seq WHERE e.seq = any($1::bigint[])", list(seqs))
+    return {seq: _Link(bytes(digest), bytes(link), bytes(redacted) if redacted is not None else None)
+            for seq, digest, link, redacted in rows}

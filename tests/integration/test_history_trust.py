@@ -160,3 +160,30 @@ async def test_a_consumer_stops_when_a_seq_it_applied_now_names_another_event(ow
         assert restarted.seen == []
     finally:
         await pool.close()
+
+
+async def test_an_erased_event_republished_with_its_redacted_body_is_still_the_historys_event(
+        own_url: str, settings: Settings) -> None:
+    from datetime import UTC, datetime
+
+    from services.audit.erasure import erase
+
+    pool = await asyncpg.create_pool(own_url, min_size=1, max_size=2)
+    try:
+        case = unique("erased")
+        event = received(case, MARCH)
+        event["data"]["complainant_ref"] = "ref-8812"
+        async with pool.acquire() as conn:
+            seq, = await _append(conn, [event])
+            original = await _record(conn, seq, 0)
+            async with conn.transaction():
+                await erase(conn, case, "erasure request", datetime.now(UTC))
+            redacted = await _record(conn, seq, 1)  # what a relay republishing the history now sends
+        assert b"ref-8812" in original.value and b"ref-8812" not in redacted.value
+        before = UNTRUSTED.labels("trust-test", "not_history_event")._value.get()
+        worker = _Collecting(settings, pool)
+        await worker.handle([redacted])
+        assert [r.seq for r in worker.seen] == [seq]
+        assert UNTRUSTED.labels("trust-test", "not_history_event")._value.get() == before
+    finally:
+        await pool.close()
