@@ -22,8 +22,10 @@ JSON_MEDIA_TYPE = "application/json"
 _MEDIA_TYPE = re.compile(r"application/json([ \t]*;[^\x00-\x1f\x7f]*)?", re.ASCII)
 MEDIA_TYPE_SCHEMA: dict[str, Any] = {"type": "string", "pattern": "^application/json([ \t]*;|$)",
                                      "not": {"pattern": "[\u0000-\u001f\u007f]"}}
-# The subject is a key and a label: no white space (spelled out, as regex engines differ on `\s`).
-SUBJECT_PATTERN = "^[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+# White space, spelled out, as regex engines differ on `\s`.
+WHITE_SPACE = "\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# The subject is a key and a label: no white space.
+SUBJECT_PATTERN = f"^[^{WHITE_SPACE}]+$"
 
 
 def _json_media_type(value: str) -> str:

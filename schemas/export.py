@@ -22,6 +22,7 @@ from schemas.registry import (
     TOPIC_DEADLETTER,
     TOPIC_EVENTS,
 )
+from schemas.upcast import schema_urns
 
 JSON_DIR = Path(__file__).parent / "json"
 ASYNCAPI_PATH = Path(__file__).parent / "asyncapi.yaml"
@@ -33,6 +34,10 @@ def schema_for(event_type: str) -> dict[str, Any]:
     payload = ALL_TYPES[event_type].model_json_schema(ref_template="#/$defs/{model}")
     defs = {**envelope.pop("$defs", {}), **payload.pop("$defs", {})}
     envelope["properties"]["type"] = {"const": event_type, "title": "Type", "type": "string"}
+    envelope["properties"]["dataschema"] = {
+        "enum": schema_urns(event_type), "title": "Dataschema", "type": "string",
+        "description": "The payload version `data` is in (optional: the current, last one when left out); "
+                       "recorded events always carry it"}
     envelope["properties"]["data"] = payload
     envelope["title"] = event_type
     envelope["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -94,6 +99,7 @@ def _binary_headers(event_type: str) -> dict[str, Any]:
     envelope = schema_for(event_type)["properties"]
     headers = {f"ce_{name}": envelope[name] for name in ("specversion", "id", "source", "type", "subject", "time")}
     headers["content-type"] = envelope["datacontenttype"]["anyOf"][0]
+    headers["ce_dataschema"] = envelope["dataschema"]
     return {"type": "object", "required": [f"ce_{n}" for n in ("specversion", "id", "source", "type", "subject",
                                                                   "time")],
             "properties": headers, "additionalProperties": {"type": "string"},

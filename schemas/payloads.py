@@ -6,8 +6,9 @@ import math
 import re
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictBool, model_validator
 
+from schemas.envelope import WHITE_SPACE
 from schemas.times import SINGLE_LINE, Rfc3339Date, Rfc3339DateTime
 
 Short = Field(min_length=1, max_length=100)
@@ -18,6 +19,25 @@ ActionLevel = Literal["individual", "local", "systemic"]
 DeadlineKind = Literal["acknowledge", "respond", "learning"]
 # JSON numbers only, as the published schemas say: no text or boolean coerced to a number.
 Number = Annotated[float, Strict()]
+# complaint.received version 2: a pseudonymous reference has no white space and no '@', so neither a
+# name ("Jo Bloggs") nor an e-mail address passes (schemas/upcast.py reads version 1 history by it too).
+PSEUDONYMOUS_REF_PATTERN = f"^[^@{WHITE_SPACE}]{{1,100}}$"
+_PSEUDONYMOUS_REF = re.compile(PSEUDONYMOUS_REF_PATTERN)
+
+
+def is_pseudonymous(ref: str) -> bool:
+    """Whether a complainant reference is pseudonymous in form (no white space, no '@', 1 to 100 characters)."""
+    return _PSEUDONYMOUS_REF.fullmatch(ref) is not None
+
+
+def _pseudonymous(ref: str) -> str:
+    if not is_pseudonymous(ref):
+        raise ValueError("must be a pseudonymous reference (no spaces, no '@'), never a name or an e-mail address; "
+                         "send the upstream system's own reference for the complainant, e.g. 'CR-000123'")
+    return ref
+
+
+PseudonymousRef = Annotated[str, AfterValidator(_pseudonymous)]
 
 
 class Payload(BaseModel):
@@ -36,7 +56,11 @@ class ComplaintReceived(Payload):
     serious: StrictBool
     themes: list[str] = Field(default_factory=list, max_length=20)
     procedure: str | None = Field(default=None, min_length=1, max_length=50)
-    complainant_ref: str | None = Field(default=None, min_length=1, max_length=100)
+    complainant_ref: PseudonymousRef | None = Field(
+        default=None, min_length=1, max_length=100,
+        json_schema_extra={"pattern": PSEUDONYMOUS_REF_PATTERN,
+                           "description": "A pseudonymous reference (payload version 2): no white space and no "
+                                          "'@', so never a name or an e-mail address."})
 
 
 class ComplaintAcknowledged(Payload):

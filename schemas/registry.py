@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from schemas import payloads as p
 from schemas.envelope import CloudEvent
+from schemas.upcast import UnknownVersion, current_data, schema_urn
 
 TOPIC_COMPLAINTS = "feedback.complaints"
 TOPIC_COMPLIMENTS = "feedback.compliments"
@@ -80,9 +81,11 @@ class ValidEvent:
     payload: p.Payload
 
     def normalised(self) -> dict[str, Any]:
-        """The event as intake records it: envelope attributes plus the payload with defaults applied."""
+        """The event as intake records it: envelope attributes, the payload (at the current version of its
+        type) with defaults applied, and `dataschema` naming that version."""
         body = self.envelope.model_dump(mode="json", exclude_none=True)
         body["data"] = self.payload.model_dump(mode="json", exclude_none=True)
+        body["dataschema"] = schema_urn(self.envelope.type)
         return body
 
 
@@ -117,7 +120,9 @@ def validate_object(obj: Any, types: dict[str, type[p.Payload]] | None = None) -
     if model is None:
         raise Rejection("unknown_type", f"type {envelope.type[:100]!r} is not one of {sorted(known)}")
     try:
-        payload = model.model_validate(envelope.data)
+        payload = model.model_validate(current_data(envelope.type, obj.get("dataschema"), envelope.data))
+    except UnknownVersion as err:
+        raise Rejection("invalid_data", str(err)) from None
     except ValidationError as err:
         raise Rejection("invalid_data", describe_errors(err, prefix="data.")) from None
     return ValidEvent(envelope, payload)
@@ -145,14 +150,19 @@ class OnePass:
     The envelope and the type's payload are one model per type (a union on `type`), checked straight
     from the bytes. The result equals `validate_object(parse_json(value), types).normalised()` for
     every value it accepts (a property test holds the two equal); it returns None for anything else,
-    and the caller then takes that two-step path, which finds the reason code and the detail.
+    and the caller then takes that two-step path, which finds the reason code and the detail. A plainly
+    valid event says the current version of its type's payload (`dataschema`) or none; it is stamped
+    with it by one dict insertion (an older version is upcast on the two-step path).
     """
 
     def __init__(self, types: dict[str, type[p.Payload]]):
         models = [pydantic.create_model(f"Event_{t.replace('.', '_')}", __base__=CloudEvent,
-                                        type=(_literal(t), ...), data=(model, ...)) for t, model in types.items()]
+                                        type=(_literal(t), ...), data=(model, ...),
+                                        dataschema=(_literal(schema_urn(t)) | None, None))
+                  for t, model in types.items()]
         union: Any = Annotated[Union[tuple(models)], pydantic.Field(discriminator="type")]  # noqa: UP007
         self._adapter: pydantic.TypeAdapter[CloudEvent] = pydantic.TypeAdapter(union)
+        self._urns = {t: schema_urn(t) for t in types}
 
     def normalised(self, value: bytes) -> dict[str, Any] | None:
         """The event as intake records it (as `ValidEvent.normalised`), or None if not plainly valid."""
@@ -160,6 +170,7 @@ class OnePass:
             body: dict[str, Any] = self._adapter.validate_json(value).model_dump(mode="json", exclude_none=True)
         except (ValidationError, ValueError, RecursionError):
             return None
+        body["dataschema"] = self._urns[body["type"]]
         return body
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from schemas.canonical import canonical
+from schemas.upcast import schema_urn
 from services.audit.differences import Difference
 from services.common import eventstore
 from services.common.errors import CasefeedbackError
@@ -49,7 +50,7 @@ def erasure_event(subject: str, reason: str, now: datetime, erased: list[dict[st
     """The event that records an erasure (its id is unique per subject and instant)."""
     return {"specversion": "1.0", "id": derived_id(subject, ERASURE_TYPE, now), "source": ERASURE_SOURCE,
             "type": ERASURE_TYPE, "subject": subject, "time": now.isoformat(), "datacontenttype": "application/json",
-            "data": {"reason": reason, "events": erased, "held": held}}
+            "dataschema": schema_urn(ERASURE_TYPE), "data": {"reason": reason, "events": erased, "held": held}}
 
 
 async def erase(conn: asyncpg.Connection, subject: str, reason: str, now: datetime) -> Erasure:

@@ -36,13 +36,18 @@ async def _create_missing(kafka: KafkaSettings, topics: list[str]) -> list[str]:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
-            await admin.create_topics(
-                [NewTopic(t, kafka.partitions, kafka.replication_factor) for t in missing]
-            )
+            await admin.create_topics(new_topics(kafka, missing))
             log.info("created topics %s with %d partitions", missing, kafka.partitions)
         return missing
     finally:
         await admin.close()
+
+
+def new_topics(kafka: KafkaSettings, names: Iterable[str]) -> list[NewTopic]:
+    """The topics to create: the configured partitions, replication and (when set) `retention.ms`, so that
+    the broker's copies of erased values expire (`CASEFEEDBACK_TOPIC_RETENTION_MS`)."""
+    configs = {} if kafka.topic_retention_ms is None else {"retention.ms": str(kafka.topic_retention_ms)}
+    return [NewTopic(t, kafka.partitions, kafka.replication_factor, topic_configs=configs) for t in names]
 
 
 def producer(kafka: KafkaSettings) -> AIOKafkaProducer:

@@ -34,6 +34,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _retention_ms(env: Mapping[str, str], name: str) -> int | None:
+    """A topic retention in milliseconds (None: the broker's default); erased values must expire, so never -1."""
+    value = _int(env, name, 0)
+    if value < 0:
+        raise ConfigurationError(f"{name} must be a positive number of milliseconds (e.g. 2592000000 for 30 days), "
+                                 f"got {value}: Kafka's -1 would keep every copy of an erased value forever")
+    return value or None
+
+
 def _secret(env: Mapping[str, str], name: str) -> str | None:
     """`name` from the environment, or the content of the file `name`_FILE names (less its trailing newline)."""
     value, path = env.get(name) or None, env.get(f"{name}_FILE") or None
@@ -85,6 +94,8 @@ class KafkaSettings:
     partitions: int = 6
     replication_factor: int = 1
     session_timeout_ms: int = 6000
+    # retention.ms of topics casefeedback creates; None leaves the broker's default (7 days on Apache Kafka)
+    topic_retention_ms: int | None = None
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for any aiokafka client (producer, consumer, admin)."""
@@ -200,6 +211,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         partitions=_int(env, "CASEFEEDBACK_PARTITIONS", 6),
         replication_factor=_int(env, "CASEFEEDBACK_REPLICATION_FACTOR", 1),
         session_timeout_ms=_int(env, "KAFKA_SESSION_TIMEOUT_MS", 6000),
+        topic_retention_ms=_retention_ms(env, "CASEFEEDBACK_TOPIC_RETENTION_MS"),
     )
     home = env.get("CASEFEEDBACK_HOME")
     procedures = env.get("CASEFEEDBACK_PROCEDURES_DIR")

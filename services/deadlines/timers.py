@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
+from schemas.upcast import schema_urn
 from services.common.errors import ConfigurationError
 
 Status = Literal["open", "met", "cancelled", "suspended"]
@@ -118,7 +119,8 @@ def derived_event(source: str, type_: str, subject: str, time: datetime, data: d
                   *identity: object) -> dict[str, Any]:
     """A derived CloudEvent body whose id depends only on (subject, type, identity)."""
     return {"specversion": "1.0", "id": derived_id(subject, type_, *identity), "source": source, "type": type_,
-            "subject": subject, "time": time.isoformat(), "datacontenttype": "application/json", "data": data}
+            "subject": subject, "time": time.isoformat(), "datacontenttype": "application/json",
+            "dataschema": schema_urn(type_), "data": data}
 
 
 def deadline_event(source: str, type_: str, subject: str, time: datetime, deadline: Deadline,
@@ -134,7 +136,7 @@ def deadline_event(source: str, type_: str, subject: str, time: datetime, deadli
     text = f"{subject}\x1f{type_}\x1f{deadline.stage}:{deadline.visit}:{deadline.kind}\x1f{due}"
     return {"specversion": "1.0", "id": _id_of(text), "source": source,
             "type": type_, "subject": subject, "time": time.isoformat(), "datacontenttype": "application/json",
-            "data": data}
+            "dataschema": schema_urn(type_), "data": data}
 
 
 def deadline_data(deadline: Deadline, **extra: Any) -> dict[str, Any]:

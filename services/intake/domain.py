@@ -25,6 +25,13 @@ escalated, withdrawn, closed or learned from before the history knows it was rec
 - a `source` of `casefeedback` or `casefeedback/...` (any case) is the project's own, which only
   its services' derived events carry: an inbound event claiming it is valid in form but not
   permitted, so it is dead-lettered `not_allowed` (not `invalid_data`, which says the form is wrong);
+- every accepted event is recorded with its payload version (`dataschema`,
+  `urn:casefeedback:schema:<type>:<n>`, `schemas/upcast.py`): the current one where the sender gave
+  none; an older one is read through the upcasters (strictly: nothing the sender gave is dropped, so a
+  version 1 `complaint.received` naming its complainant is refused like a version 2 one); any other
+  `dataschema` (a later version, another type's, another form) is `invalid_data`. Versions are
+  stamped before digesting, so one event sent with or without its `dataschema` is one event, and an
+  event recorded before versions were stamped (no `dataschema`) and sent again is a duplicate;
 - whatever goes wrong while judging one record refuses that record (`invalid_data`), never intake.
 """
 
@@ -48,7 +55,8 @@ from services.intake.story import Opener
 INBOUND_MODELS = {t: model for t, (model, _) in INBOUND_TYPES.items()}
 ONE_PASS = OnePass(INBOUND_MODELS)
 EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
-ENVELOPE_ATTRIBUTES = frozenset({"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"})
+ENVELOPE_ATTRIBUTES = frozenset({"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data",
+                                 "dataschema"})
 # Types whose normalised body holds no float whatever it says (their schemas have no number field):
 # their canonical bytes come from the fast writer, unless an extension attribute is a float.
 FLOAT_FREE_TYPES = frozenset(t for t, model in INBOUND_MODELS.items()
@@ -84,6 +92,11 @@ class Accepted:
 
     def __repr__(self) -> str:
         return f"Accepted({self.type} {self.id!r})"
+
+    def unversioned_digest(self) -> bytes:
+        """The digest of the body without `dataschema`: how intake recorded the same event before it stamped
+        payload versions, so that such an event sent again is still a duplicate."""
+        return hashlib.sha256(canonical({k: v for k, v in self.body.items() if k != "dataschema"})).digest()
 
 
 @dataclass(frozen=True)
@@ -293,7 +306,8 @@ def plan_batch(items: Sequence[Verdict], known: Known) -> Plan:
         if not isinstance(item, Accepted):
             continue
         if item.id in seen:
-            (plan.duplicates if seen[item.id] == item.digest else plan.conflicts).append(index)
+            same = seen[item.id] == item.digest or seen[item.id] == item.unversioned_digest()
+            (plan.duplicates if same else plan.conflicts).append(index)
             continue
         seen[item.id] = item.digest
         _place(plan, index, item, present, waiting, pending, items)

@@ -228,10 +228,17 @@ def _question(raw: Any) -> tuple[str, Question]:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("question_id"), str):
         raise BadEvent("survey.defined: every question needs a question_id")
     bench = raw.get("benchmark")
-    benchmark = (str(bench["label"]), float(bench["value"])) if isinstance(bench, Mapping) else None
+    benchmark = (str(bench["label"]), _share(bench["value"])) if isinstance(bench, Mapping) else None
     target = raw.get("target")
     positive = positive_keys(raw.get("positive") or [])
-    return raw["question_id"], Question(positive, float(target) if target is not None else None, benchmark)
+    return raw["question_id"], Question(positive, _share(target) if target is not None else None, benchmark)
+
+
+def _share(value: Any) -> float:
+    """A target or benchmark: a JSON number from 0 to 1 (text such as "NaN" is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise BadEvent(f"survey.defined: a target or benchmark must be a number from 0 to 1, got {value!r}"[:200])
+    return float(value)
 
 
 class Counted(NamedTuple):

