@@ -156,13 +156,15 @@ class HistoryWorker(Worker):
         a record that is not the history's event at its seq is refused (logged, counted), never
         applied, and moves no position.
         """
+        # The positions as they stand now: a rebalance may reload them (on_assigned) while this awaits.
+        high, hashes = dict(self.applied), dict(self.applied_hash)
         seqs = [_seq(record) for record in records]
-        wanted = {s for s in seqs if isinstance(s, int)} | {self.applied.get(r.partition, 0) for r in records}
+        partitions = {r.partition for r in records}
+        wanted = {s for s in seqs if isinstance(s, int)} | {high.get(p, 0) for p in partitions}
         links = await _links(conn, wanted - {0})
-        self._check_positions({r.partition for r in records}, links)
+        self._check_positions({p: (high.get(p, 0), hashes.get(p)) for p in partitions}, links)
         out: list[HistoryRecord] = []
         refused: dict[str, int] = {}
-        high = dict(self.applied)
         for record, seq in zip(records, seqs, strict=True):
             problem = seq if isinstance(seq, str) else _mismatch(record, links.get(seq))
             if problem is not None:
@@ -176,9 +178,8 @@ class HistoryWorker(Worker):
         self._refuse(refused)
         return out, links
 
-    def _check_positions(self, partitions: set[int], links: dict[int, _Link]) -> None:
-        for partition in partitions:
-            seq, link = self.applied.get(partition, 0), self.applied_hash.get(partition)
+    def _check_positions(self, positions: dict[int, tuple[int, bytes | None]], links: dict[int, _Link]) -> None:
+        for partition, (seq, link) in positions.items():
             if seq == 0 or link is None:
                 continue
             held = links.get(seq)
