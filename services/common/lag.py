@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -61,9 +61,24 @@ async def export_lag(service: str, consumer: AIOKafkaConsumer, topics: tuple[str
     """Every `interval_s`, set the gauge for each topic; a broker that does not answer skips a round."""
     while not stop.is_set():
         try:
-            for topic, records in (await measure(consumer, topics, set(owned()))).items():
+            lag = await _unless_stopped(measure(consumer, topics, set(owned())), stop, interval_s)
+            for topic, records in (lag or {}).items():
                 CONSUMER_LAG.labels(service, topic).set(records)
         except (KafkaError, asyncio.TimeoutError, AssertionError) as exc:  # aiokafka asserts on a closed client
             log.debug("consumer lag not measured this round: %s", type(exc).__name__)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)
+
+
+async def _unless_stopped(asking: Awaitable[dict[str, int]], stop: asyncio.Event,
+                          timeout_s: float) -> dict[str, int] | None:
+    """The broker's answer, or None once `stop` is set or `timeout_s` passed: a broker that is gone would
+    otherwise hold the worker's stop for aiokafka's whole request timeout."""
+    task, stopping = asyncio.ensure_future(asking), asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        return task.result() if task.done() else None
+    finally:
+        for pending in (task, stopping):
+            if not pending.done():
+                pending.cancel()
