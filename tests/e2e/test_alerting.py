@@ -25,6 +25,7 @@ from services.cli import demo
 from services.common.embedded import free_port, stop_process
 from tests.e2e.conftest import UpProcess, start_up, stop_up
 from tests.e2e.test_prometheus_config import DEPLOY, RULES
+from tests.e2e.test_prometheus_live import poll
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 
@@ -113,17 +114,6 @@ def query(port: int, expr: str) -> list[dict[str, Any]]:
         return result
 
 
-def wait_for(check: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not within {timeout_s} s")
-        time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def alerting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UpProcess, int, Webhook]]:
     assert shutil.which("prometheus"), "Debian's prometheus package is needed (make system-deps)"
@@ -157,9 +147,9 @@ def _send_not_json(up: UpProcess) -> None:
 def test_one_breach_and_one_dead_letter_each_reach_the_webhook(alerting: tuple[UpProcess, int, Webhook]) -> None:
     up, prom, webhook = alerting
     # Prometheus must have seen both counters at 0 before anything happens: that is what makes the first count.
-    wait_for(lambda: query(prom, 'casefeedback_deadlines_breached_total{stage="stage1",kind="respond"} == 0'), 60,
+    poll(lambda: query(prom, 'casefeedback_deadlines_breached_total{stage="stage1",kind="respond"} == 0'), 60,
              "the breach counter scraped at 0")
-    wait_for(lambda: query(prom, 'casefeedback_deadletter_total{reason="not_json"} == 0'), 60,
+    poll(lambda: query(prom, 'casefeedback_deadletter_total{reason="not_json"} == 0'), 60,
              "the dead-letter counter scraped at 0")
     received = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
     feed = up.home / "breach.jsonl"
@@ -174,19 +164,19 @@ def test_one_breach_and_one_dead_letter_each_reach_the_webhook(alerting: tuple[U
                    and a.get("kind") == "respond" for a in alerts) and any(
             a["alertname"] == "CasefeedbackDeadLetters" and a.get("reason") == "not_json" for a in alerts)
 
-    wait_for(both, 120, f"both notifications at the webhook (got {webhook.alerts()})")
+    poll(both, 120, f"both notifications at the webhook (got {webhook.alerts()})")
     breach = next(a for a in webhook.alerts() if a["alertname"] == "CasefeedbackDeadlineBreached")
     assert breach["severity"] == "critical" and "partition" not in breach
 
 
 def test_lag_and_relay_backlog_gauges_reach_prometheus(alerting: tuple[UpProcess, int, Webhook]) -> None:
     _, prom, _ = alerting
-    lag = wait_for(lambda: query(prom, "sum by (service, topic) (casefeedback_consumer_lag_records)"), 60,
+    lag = poll(lambda: query(prom, "sum by (service, topic) (casefeedback_consumer_lag_records)"), 60,
                    "the consumer lag gauge")
     pairs = {(r["metric"]["service"], r["metric"]["topic"]) for r in lag}
     assert {("intake", "feedback.complaints"), ("escalation", "casefeedback.events"),
             ("learning", "casefeedback.events"), ("metrics", "casefeedback.events")} <= pairs
-    backlog = wait_for(lambda: query(prom, 'casefeedback_relay_unpublished_events{job="casefeedback-relay"}'), 60,
+    backlog = poll(lambda: query(prom, 'casefeedback_relay_unpublished_events{job="casefeedback-relay"}'), 60,
                        "the relay backlog gauge")
     assert float(backlog[0]["value"][1]) >= 0
-    wait_for(lambda: not query(prom, "max(casefeedback_relay_unpublished_events) > 0"), 60, "the backlog at 0")
+    poll(lambda: not query(prom, "max(casefeedback_relay_unpublished_events) > 0"), 60, "the backlog at 0")

@@ -13,7 +13,6 @@ response falls due inside it.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,9 +20,9 @@ from typing import Any
 import pytest
 
 from services.cli import demo
-from tests.e2e.conftest import UpProcess, start_up, stop_up
+from tests.e2e.conftest import UpProcess
 from tests.e2e.test_prometheus_config import DEPLOY
-from tests.e2e.test_prometheus_live import Prometheus, poll
+from tests.e2e.test_prometheus_live import Prometheus, poll, prometheus_over
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
@@ -84,21 +83,8 @@ def history() -> list[Any]:
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UpProcess, Prometheus]]:
-    assert shutil.which("prometheus"), "Debian's prometheus package is needed (make system-deps)"
-    home = tmp_path_factory.mktemp("figures-home")
-    up = start_up(home)
-    prom = None
-    try:
-        feed = home / "history.jsonl"
-        feed.write_text("".join(json.dumps(e) + "\n" for e in history()))
-        emitted = up.cli("emit", str(feed))
-        assert emitted.returncode == 0, emitted.stdout + emitted.stderr
-        prom = Prometheus(tmp_path_factory.mktemp("prometheus"), up.run_info["services"])
-        yield up, prom
-    finally:
-        if prom is not None:
-            prom.stop()
-        stop_up(up)
+    with prometheus_over(tmp_path_factory, "figures-home", history()) as running:
+        yield running
 
 
 def panel_query(title: str) -> str:

@@ -4,6 +4,7 @@ expression must be valid PromQL returning data, and figures must equal what the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -103,24 +104,33 @@ def poll(check: Any, timeout_s: float, what: str) -> Any:
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UpProcess, Prometheus]]:
+@contextlib.contextmanager
+def prometheus_over(tmp_path_factory: pytest.TempPathFactory, name: str, events: list[dict[str, Any]],
+                    before_scraping: Any = None) -> Iterator[tuple[UpProcess, Prometheus]]:
+    """`casefeedback up` with `events` emitted into it, and a real Prometheus scraping its services."""
     assert shutil.which("prometheus"), "Debian's prometheus package is needed (make system-deps)"
-    home = tmp_path_factory.mktemp("prom-home")
+    home = tmp_path_factory.mktemp(name)
     up = start_up(home)
     prom = None
     try:
         feed = home / "history.jsonl"
-        feed.write_text("".join(json.dumps(e) + "\n" for e in history()))
+        feed.write_text("".join(json.dumps(e) + "\n" for e in events))
         emitted = up.cli("emit", str(feed))
-        assert emitted.returncode == 0, emitted.stderr
-        _send_undecodable_record(up)
+        assert emitted.returncode == 0, emitted.stdout + emitted.stderr
+        if before_scraping is not None:
+            before_scraping(up)
         prom = Prometheus(tmp_path_factory.mktemp("prometheus"), up.run_info["services"])
         yield up, prom
     finally:
         if prom is not None:
             prom.stop()
         stop_up(up)
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UpProcess, Prometheus]]:
+    with prometheus_over(tmp_path_factory, "prom-home", history(), _send_undecodable_record) as running:
+        yield running
 
 
 def _send_undecodable_record(up: UpProcess) -> None:
