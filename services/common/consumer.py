@@ -93,7 +93,6 @@ class ConsumerLoop:
         self._stop = asyncio.Event()
         self.assigned: set[TopicPartition] = set()
         self.consuming = False
-        self.last_batch_monotonic: float | None = None
         self.records_seen = 0
         self.generation = 0  # bumped on every revocation: batches fetched before it are not applied
         self._applying: asyncio.Future[None] | None = None
@@ -215,7 +214,6 @@ class ConsumerLoop:
         offsets = {tp: OffsetAndMetadata(rs[-1].offset + 1, "") for tp, rs in batches.items() if rs}
         await self.consumer.commit(offsets)
         self.records_seen += len(records)
-        self.last_batch_monotonic = time.monotonic()
         self._observe_delay(records)
 
     def _observe_delay(self, records: list[ConsumerRecord]) -> None:
