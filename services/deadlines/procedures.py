@@ -63,6 +63,7 @@ class StageSpec(_Model):
     respond_months: Days | None = Field(default=None, ge=1, le=36)
     respond_agreed: StrictBool = False
     max_extension: Days | None = Field(default=None, ge=1, le=366)
+    extendable: StrictBool = True  # whether an extension may be agreed at all (max_extension caps one)
     bypassable: StrictBool = False
     suspension_reasons: list[str] = Field(default_factory=list, max_length=20)
 

@@ -15,6 +15,7 @@ from datetime import datetime
 import asyncpg
 
 from schemas.canonical import canonical
+from services.cases.story import JUDGED_TYPES, Act, act_of
 from services.intake.domain import Known
 from services.intake.story import Opener, opener_of
 
@@ -177,3 +178,32 @@ async def redact_held(conn: asyncpg.Connection, subject: str, redact: Redactor) 
                                r["held_seq"], text.decode(), text, hashlib.sha256(text).digest())
             changed += 1
     return changed
+
+
+async def load_stories(conn: asyncpg.Connection, subjects: set[str]) -> dict[str, list[Act]]:
+    """Each known subject's acts to tell (`services.cases.rules.tell`): those intake admitted, in time order,
+    or, for a case recorded before intake kept stories, its recorded acts in history order (judged again,
+    as every reader judges them). A subject the history does not know is absent."""
+    if not subjects:
+        return {}
+    rows = await conn.fetch("SELECT subject, acts::text AS acts FROM intake_cases WHERE subject = any($1::text[])",
+                            list(subjects))
+    out = {r["subject"]: [Act.from_json(a) for a in json.loads(r["acts"])] for r in rows}
+    missing = [s for s in subjects if s not in out]
+    if missing:
+        recorded = await conn.fetch(
+            "SELECT subject, time, body::text AS body FROM events WHERE subject = any($1::text[]) "
+            "AND type = any($2::text[]) ORDER BY seq", missing, sorted(JUDGED_TYPES))
+        for r in recorded:
+            act = act_of(json.loads(r["body"]), r["time"])
+            if act is not None:
+                out.setdefault(r["subject"], []).append(act)
+    return out
+
+
+async def save_stories(conn: asyncpg.Connection, cases: Mapping[str, Sequence[Act]]) -> None:
+    """Keep each subject's admitted acts (in the caller's transaction, beside the append)."""
+    if cases:
+        await conn.executemany(
+            "INSERT INTO intake_cases (subject, acts) VALUES ($1, $2::jsonb) ON CONFLICT (subject) DO UPDATE "
+            "SET acts = EXCLUDED.acts", [(s, json.dumps([a.to_json() for a in acts])) for s, acts in cases.items()])

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
@@ -26,11 +26,16 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client import Counter as PrometheusCounter
 
 from schemas.registry import INBOUND_TOPICS
+from schemas.times import event_time
 from services.common import eventstore
 from services.common.consumer import Apply
 from services.common.deadletter import Headers, deadletter_value, send_deadletters
 from services.common.metrics import EVENT_DELAY, EVENTS
 from services.common.worker import Background, Worker
+from services.cases import rules
+from services.cases.story import Case, Refusal, act_of
+from services.deadlines import store as deadline_store
+from services.deadlines.procedure_files import load_book
 from services.intake import domain, store, story
 from services.intake.domain import Accepted, Append, Refused, Verdict
 from services.intake.store import HeldEvent
@@ -152,6 +157,7 @@ class IntakeWorker(Worker):
             await store.hold(conn, self._to_hold(records, verdicts, plan.holds), now,
                              now + timedelta(seconds=self.settings.out_of_order_grace_s))
             events, sources = _expand(plan.appends, records, verdicts, released)
+            events = await self._admit(conn, events, sources, outcome)
             result = await eventstore.append(conn, events, now, recorded=known.recorded)
         _settle(outcome, plan, records, verdicts, result, sources)
         return outcome
@@ -171,6 +177,38 @@ class IntakeWorker(Worker):
             out.append(HeldEvent(item.id, holds[index], item.digest, item.body, o.value or b"", o.topic,
                                  o.partition, o.offset, o.key, o.record_time))
         return out
+
+    async def setup(self) -> None:
+        """The procedures acts are judged by: the current files, and every version a recorded case keeps."""
+        self.book = load_book(self.settings.procedures_dir, self.settings.default_procedure)
+        async with self.pool.acquire() as conn:
+            await deadline_store.load_procedures(conn, self.book)
+
+    async def _admit(self, conn: asyncpg.Connection, events: list[eventstore.NewEvent],
+                     sources: Mapping[str, Source], outcome: Outcome) -> list[eventstore.NewEvent]:
+        """The events the case's story admits (contract 11.1), in order; the others refused into `outcome`.
+
+        Each act is judged against its case's story as intake keeps it, and the stories it changes are
+        written in the same transaction as the append.
+        """
+        acts = [act_of(e.body, e.time or event_time(e.body)) for e in events]
+        stored = await store.load_stories(conn, {str(e.body["subject"]) for e, a in zip(events, acts) if a})
+        cases = {subject: rules.tell(told, self.book).case for subject, told in stored.items()}
+        kept, changed = [], set()
+        for event, act in zip(events, acts, strict=True):
+            if act is None:
+                kept.append(event)
+                continue
+            subject = str(event.body["subject"])
+            told = rules.judge(cases.get(subject, Case()), act, self.book)
+            if isinstance(told, Refusal):
+                outcome.refuse(_origin(sources[act.id]), domain.type_label(act.type), told.reason, told.detail, act.id)
+                continue
+            cases[subject] = told
+            changed.add(subject)
+            kept.append(event)
+        await store.save_stories(conn, {s: cases[s].acts for s in changed})
+        return kept
 
     async def _finish(self, outcome: Outcome, now: datetime) -> None:
         await send_deadletters(self.producer, outcome.letters)
@@ -200,8 +238,9 @@ class IntakeWorker(Worker):
                 openers = await store.openers(conn, {h.awaits for h in held})
                 outcome = Outcome()
                 fitting = _fitting(outcome, {key: [h for h in held if h.awaits == key] for key in openers}, openers)
-                result = await eventstore.append(
-                    conn, [eventstore.NewEvent(h.body, h.raw) for hs in fitting.values() for h in hs], now)
+                events = await self._admit(conn, [eventstore.NewEvent(h.body, h.raw) for hs in fitting.values()
+                                                  for h in hs], {h.id: h for h in held}, outcome)
+                result = await eventstore.append(conn, events, now)
                 _expiry_outcome(outcome, held, frozenset(openers), result, self.settings.out_of_order_grace_s)
                 await send_deadletters(self.producer, outcome.letters)  # acked before the hold's delete commits
         _count(outcome, now)
