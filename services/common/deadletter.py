@@ -3,8 +3,10 @@
 A dead letter is always sendable, whatever the refused record held: its JSON (with every escape, e.g.
 six bytes for each control character) plus its record key stay within `MAX_LETTER_BYTES`. Where the
 original value would not fit, `value` is its longest prefix that does, marked `value_truncated` and
-with the whole value's `value_sha256`; an oversized key or header list is cut the same way
-(`key_truncated`, `headers_truncated`), so the value always keeps most of the room.
+with the whole value's `value_sha256`. An oversized key is cut the same way (`key_truncated`); headers
+are kept whole or left out (`headers_truncated`): the CloudEvents core attributes first, then the
+others in the record's order, each that still fits, in the room the whole value leaves (at least an
+eighth of the letter), so the value always keeps most of the room it needs.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ DETAIL_CHARS = 2000
 KEY_BYTES = 4096  # a key is a subject (at most 200 characters); more is not worth the value's room
 # `"value": ""` with its encoding, truncation mark and hash, once the value's own length is counted.
 VALUE_FRAMING = 256
+# `"headers": []` with its encoding and truncation mark, before any header is counted.
+HEADERS_FRAMING = len(', "headers": [], "headers_encoding": "base64", "headers_truncated": true')
+# A binary-mode event's attributes: kept before any other header, so the event can still be told.
+CORE_HEADERS = frozenset({"ce_specversion", "ce_id", "ce_source", "ce_type", "ce_subject", "ce_time",
+                          "content-type"})
 Headers = Sequence[tuple[str, bytes | None]]
 # Contract 1.1 section 7: every reason is exported from start-up (at 0), so its first increase is visible.
 for _reason in REASONS:
@@ -48,7 +55,7 @@ def deadletter_value(reason: str, detail: str, topic: str, partition: int | None
                               "topic": topic, "partition": partition, "offset": offset}
     letter.update(_key_fields(key, min(KEY_BYTES, max_bytes // 16)))
     if headers is not None:
-        letter.update(_header_fields(headers, max_bytes // 8))
+        letter.update(_header_fields(headers, _header_room(letter, value, max_bytes)))
     letter.update(_value_fields(value, max_bytes - _size(letter) - VALUE_FRAMING))
     return letter
 
@@ -92,22 +99,39 @@ def _key_fields(key: bytes | None, budget: int) -> dict[str, Any]:
     return {"key": cut} if cut == text else {"key": cut, "key_truncated": True}
 
 
+def _header_room(letter: dict[str, Any], value: bytes | None, max_bytes: int) -> int:
+    """Bytes the headers may take: what the letter so far and the whole value leave, at least an eighth."""
+    floor = max_bytes // 8
+    if value is not None and len(value) >= max_bytes:  # the value is cut anyway: it takes the rest
+        return floor
+    value_room = len(json.dumps(_value_fields(value, max_bytes))) + VALUE_FRAMING
+    return max(floor, max_bytes - _size(letter) - value_room)
+
+
 def _header_fields(headers: Headers, budget: int) -> dict[str, Any]:
-    """The headers as `[name, value]` pairs (values as text, else all base64), as many as fit in `budget`."""
+    """The headers as `[name, value]` pairs (values as text, else all base64), the whole ones that fit in `budget`."""
     try:
         pairs = [[name, None if v is None else v.decode("utf-8")] for name, v in headers]
         fields: dict[str, Any] = {}
     except UnicodeDecodeError:
         pairs = [[name, None if v is None else base64.b64encode(v).decode("ascii")] for name, v in headers]
         fields = {"headers_encoding": "base64"}
-    kept, used = [], 2
-    for pair in pairs:
-        used += len(json.dumps(pair)) + 2
-        if used > budget:
-            fields["headers_truncated"] = True
-            break
-        kept.append(pair)
-    return {"headers": kept, **fields}
+    kept = _fitting(pairs, budget - HEADERS_FRAMING)
+    if len(kept) < len(pairs):
+        fields["headers_truncated"] = True
+    return {"headers": [pairs[i] for i in sorted(kept)], **fields}
+
+
+def _fitting(pairs: list[list[str | None]], budget: int) -> set[int]:
+    """Which pairs to keep within `budget`: the core attributes first, then the rest in order, each if it fits."""
+    by_priority = sorted(range(len(pairs)), key=lambda i: str(pairs[i][0]).lower() not in CORE_HEADERS)
+    kept: set[int] = set()
+    for i in by_priority:
+        cost = len(json.dumps(pairs[i])) + 2  # with the ", " before it
+        if cost <= budget:
+            kept.add(i)
+            budget -= cost
+    return kept
 
 
 def _value_fields(value: bytes | None, budget: int) -> dict[str, Any]:

@@ -30,6 +30,11 @@ def is_binary(headers: Headers) -> bool:
     return binary
 
 
+def size(headers: Headers) -> int:
+    """The bytes a record's headers take: each name (as UTF-8) and value."""
+    return sum(len(name.encode("utf-8", "surrogatepass")) + len(value or b"") for name, value in headers)
+
+
 def structured(headers: Headers, value: bytes | None) -> dict[str, Any]:
     """The structured-mode object a binary-mode record stands for (raises Rejection when it cannot be read)."""
     event: dict[str, Any] = {}

@@ -112,37 +112,48 @@ class Refused:
 Verdict = Accepted | Refused
 
 
-def judge(value: bytes | None, max_bytes: int, topic: str | None = None, headers: Headers = ()) -> Verdict:
+def judge(value: bytes | None, max_bytes: int, topic: str | None = None, headers: Headers = (),
+          key: bytes | None = None) -> Verdict:
     """Validate one inbound record (on `topic`, when given); never raises, every failure is a Refused."""
+    oversized = _oversized(key, value, headers, max_bytes)
+    if oversized is not None:
+        return oversized
     if headers and binary.is_binary(headers):
         return _judge_binary(headers, value, max_bytes, topic)
     if value is None:
         return Refused("not_json", "record has no value (a tombstone); send a CloudEvent as JSON")
-    if len(value) > max_bytes:
-        return Refused("too_large", f"record is {len(value)} bytes, the limit is {max_bytes}; not parsed")
     obj: Any = None
     try:
         body = ONE_PASS.normalised(value)
         if body is not None:  # a plainly valid event (nearly all): checked and normalised in one pass
             obj = body
             float_free = _check_extensions(body) and body["type"] in FLOAT_FREE_TYPES
-            return _fits(_accept(body, float_free), topic)
+            return _fits(_accept(body, float_free), topic, max_bytes)
         obj = parse_json(value)
         _check_extensions(obj)
-        return _fits(_accept(validate_object(obj, INBOUND_MODELS).normalised()), topic)
+        return _fits(_accept(validate_object(obj, INBOUND_MODELS).normalised()), topic, max_bytes)
     except Exception as exc:  # a fault on one record's content refuses that record, never intake
         return _refused(exc, obj)
 
 
+def _oversized(key: bytes | None, value: bytes | None, headers: Headers, max_bytes: int) -> Refused | None:
+    """`too_large` when key, value and headers together exceed `max_bytes` (checked before anything is parsed)."""
+    key_bytes, value_bytes = len(key or b""), len(value or b"")
+    header_bytes = binary.size(headers) if headers else 0
+    total = key_bytes + value_bytes + header_bytes
+    if total <= max_bytes:
+        return None
+    return Refused("too_large", f"record is {total:,} bytes (key {key_bytes:,}, value {value_bytes:,}, headers "
+                                f"{header_bytes:,}); the limit is {max_bytes:,}")
+
+
 def _judge_binary(headers: Headers, value: bytes | None, max_bytes: int, topic: str | None) -> Verdict:
-    """A binary-mode record: judged as the structured event its headers and value stand for."""
-    if value is not None and len(value) > max_bytes:
-        return Refused("too_large", f"record is {len(value)} bytes, the limit is {max_bytes}; not parsed")
+    """A binary-mode record (already within `max_bytes`): judged as the structured event it stands for."""
     obj: Any = None
     try:
         obj = binary.structured(headers, value)
         _check_extensions(obj)
-        return _fits(_accept(validate_object(obj, INBOUND_MODELS).normalised()), topic)
+        return _fits(_accept(validate_object(obj, INBOUND_MODELS).normalised()), topic, max_bytes)
     except Exception as exc:
         return _refused(exc, obj)
 
@@ -159,8 +170,13 @@ def _refused(exc: Exception, obj: Any) -> Refused:
     return Refused("invalid_data", detail, _label_of(obj), event_id)
 
 
-def _fits(accepted: Accepted, topic: str | None) -> Accepted:
-    """The accepted event, once it is on its type's topic and agrees with itself (else Rejection)."""
+def _fits(accepted: Accepted, topic: str | None, max_bytes: int) -> Accepted:
+    """The accepted event, once it is within `max_bytes` as recorded, on its type's topic and agrees with itself
+    (else Rejection)."""
+    # Binary-mode attributes grow when written as JSON (a `"` takes two bytes, a control character six).
+    if len(accepted.canonical) > max_bytes:
+        raise Rejection("too_large", f"event is {len(accepted.canonical):,} bytes as the history records it "
+                                     f"(its attributes written as JSON); the limit is {max_bytes:,}")
     expected = INBOUND_TYPES[accepted.type][1]
     if topic is not None and topic != expected:
         raise Rejection("wrong_topic", f"{accepted.type} belongs on {expected}, not {topic[:100]}; "

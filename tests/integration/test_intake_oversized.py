@@ -63,3 +63,40 @@ async def test_huge_control_byte_records_are_cut_dead_letters_and_intake_goes_on
     assert by_offset[1]["headers_encoding"] == "base64" and by_offset[1]["headers"][0][0] == "ce_id"
     assert by_offset[2]["headers"] == [["ce_type", "complaint.received"]]
     assert "value_truncated" not in by_offset[0] and by_offset[0]["headers"] == []
+
+
+def binary_headers(event_id: str, case: str, extensions: int = 0) -> list[tuple[str, bytes]]:
+    """A binary-mode complaint.received's headers, its `extensions` 10,000-byte extension headers first."""
+    large = [(f"ce_ext{i}", b"x" * 10_000) for i in range(extensions)]
+    return [*large, ("ce_specversion", b"1.0"), ("ce_id", event_id.encode()), ("ce_source", b"tests"),
+            ("ce_type", b"complaint.received"), ("ce_subject", case.encode()),
+            ("ce_time", b"2026-03-02T09:15:00+00:00"), ("content-type", b"application/json")]
+
+
+async def test_a_binary_record_with_3_mb_of_headers_is_a_too_large_letter_keeping_its_attributes(
+        settings: Settings, pool: asyncpg.Pool) -> None:
+    marker, big, after, binary_after = unique("big-headers"), unique("case"), unique("case"), unique("case")
+    data = json.dumps(received(big)["data"]).encode()
+    headers = binary_headers(unique("ev"), big, extensions=300)
+    records = [(data, headers), (json.dumps(received(after)).encode(), []),
+               (data, binary_headers(unique("ev"), binary_after))]
+    producer = AIOKafkaProducer(**settings.kafka.client_kwargs(), max_request_size=8 * 1024 * 1024)
+    await producer.start()
+    async with running(IntakeWorker, settings) as runtime:
+        try:  # one key: the three records share a partition, the big one first
+            for value, hdrs in records:
+                await (await producer.send(TOPIC_COMPLAINTS, value, key=marker.encode(), headers=hdrs))
+        finally:
+            await producer.stop()
+        await eventually(lambda: has_events(pool, after, 1), timeout_s=60)
+        await eventually(lambda: has_events(pool, binary_after, 1), timeout_s=60)
+        [letter] = await letters_keyed(settings, marker, 1)
+        assert runtime.loop is not None and runtime.loop.consuming
+    header_bytes = sum(len(name) + len(value) for name, value in headers)
+    assert header_bytes > 3_000_000 and letter["reason"] == "too_large"
+    assert f"headers {header_bytes:,}); the limit is 262,144" in letter["detail"]
+    assert letter["headers_truncated"] is True and letter["value"] == data.decode()
+    kept = [(name, value.encode()) for name, value in letter["headers"]]
+    assert set(headers[300:]) <= set(kept) and set(kept) <= set(headers)  # every attribute, each header whole
+    assert len(kept) > 90 and len(json.dumps(letter)) + len(marker) <= 1_000_000
+    assert not await has_events(pool, big, 1)

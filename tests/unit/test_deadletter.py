@@ -106,3 +106,37 @@ async def test_the_letter_bound_leaves_room_under_the_producers_max_request_size
 
     producer = kafka.producer(KafkaSettings(bootstrap_servers="127.0.0.1:9"))  # never started: no connection
     assert producer._max_request_size >= MAX_LETTER_BYTES + 1024  # the record's framing fits beside it
+
+
+CORE = [("ce_specversion", b"1.0"), ("ce_id", b"e-1"), ("ce_source", b"crm/east"), ("ce_type", b"complaint.received"),
+        ("ce_subject", b"case-1"), ("ce_time", b"2026-03-02T09:15:00+00:00")]
+
+
+def test_a_record_with_3_mb_of_headers_keeps_the_core_attributes_and_as_many_whole_headers_as_fit() -> None:
+    extensions = [(f"ce_ext{i}", b"\x07" * 10_000) for i in range(300)]  # 60 kB each once JSON-escaped
+    headers = [*extensions[:150], *CORE, *extensions[150:], ("content-type", b"application/json")]
+    letter = deadletter_value("too_large", "record is too large", TOPIC, 0, 1, b"case-1", b'{"a": 1}',
+                              headers=headers)
+    assert size(letter) <= MAX_LETTER_BYTES and letter["headers_truncated"] is True
+    kept = [(name, value.encode()) for name, value in letter["headers"]]
+    assert set(CORE) <= set(kept) and ("content-type", b"application/json") in kept
+    assert set(kept) <= set(headers)  # each header kept whole
+    left_out = next([name, value.decode()] for name, value in headers if (name, value) not in kept)
+    assert size({**letter, "headers": [*letter["headers"], left_out]}) > MAX_LETTER_BYTES  # no other one fits
+    assert letter["value"] == '{"a": 1}'
+
+
+def test_kept_headers_stay_in_the_records_order() -> None:
+    extensions = [(f"ce_ext{i}", b"x" * 10_000) for i in range(300)]
+    headers = [*extensions, *CORE]
+    letter = deadletter_value("too_large", "d", TOPIC, 0, 1, None, b"{}", headers=headers)
+    names = [name for name, _ in letter["headers"]]
+    assert names == [name for name, _ in headers if name in names]
+    assert names[-len(CORE):] == [name for name, _ in CORE] and len(names) > 90
+
+
+def test_one_huge_header_is_left_out_and_the_smaller_ones_after_it_are_kept() -> None:
+    headers = [("ce_huge", b"h" * 3_000_000), *CORE]
+    letter = deadletter_value("too_large", "d", TOPIC, 0, 1, None, b"{}", headers=headers)
+    assert letter["headers"] == [[name, value.decode()] for name, value in CORE]
+    assert letter["headers_truncated"] is True and size(letter) <= MAX_LETTER_BYTES

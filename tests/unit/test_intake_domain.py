@@ -42,7 +42,7 @@ def test_valid_event_is_accepted_with_the_event_stores_digest() -> None:
 
 def test_record_over_the_limit_is_too_large_without_parsing() -> None:
     verdict = judge(b"{" * 101, 100)
-    assert verdict == Refused("too_large", "record is 101 bytes, the limit is 100; not parsed")
+    assert verdict == Refused("too_large", "record is 101 bytes (key 0, value 101, headers 0); the limit is 100")
 
 
 def test_each_failure_has_its_contract_reason_and_names_the_field() -> None:
