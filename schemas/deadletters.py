@@ -6,8 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+# `internal` (contract 1.2): a service that follows the history refused one of its events, a fault of that
+# service (the history's acts are judged once, at intake; an alert rule reports every one).
 Reason = Literal["not_json", "not_cloudevent", "unknown_type", "invalid_data", "out_of_order", "too_large",
-                 "not_allowed", "inconsistent", "wrong_topic"]
+                 "not_allowed", "inconsistent", "wrong_topic", "internal"]
 
 
 class DeadLetter(BaseModel):

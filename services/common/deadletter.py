@@ -15,15 +15,15 @@ import base64
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 
 from aiokafka import AIOKafkaProducer
 
+from schemas.deadletters import Reason
 from schemas.registry import TOPIC_DEADLETTER
 from services.common.metrics import DEADLETTERS
 
-REASONS = ("not_json", "not_cloudevent", "unknown_type", "invalid_data", "out_of_order", "too_large", "not_allowed",
-           "inconsistent", "wrong_topic")
+REASONS: tuple[str, ...] = get_args(Reason)  # the schema's list (schemas/deadletters.py), the one definition
 # The producer may send 2 MiB (services/common/kafka.py) but a Kafka broker left at its defaults
 # takes 1 MiB per record (message.max.bytes); a letter under both, with room for the record's
 # framing, is taken everywhere.
