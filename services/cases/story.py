@@ -160,7 +160,7 @@ class Case:
     """A case's admitted acts in time order and the story they fold to (None before its receipt)."""
 
     acts: tuple[Act, ...] = ()
-    story: Story | None = None
+    story: Story | None = field(default=None, compare=False)  # follows from the acts (folded lazily)
 
     @property
     def status(self) -> str | None:

@@ -32,7 +32,7 @@ from services.common.eventstore import NewEvent, StoredEvent
 from services.common.worker import HistoryRecord
 from services.deadlines import store
 from services.deadlines.store import CaseRow
-from services.deadlines.timers import Deadline, decide_safely
+from services.deadlines.timers import INTERNAL, Deadline, decide_safely
 
 S = TypeVar("S")
 
@@ -106,7 +106,7 @@ def _apply_one(tracker: Tracker[S], cases: dict[str, _Case[S]], event: HistoryRe
     if event.seq <= case.last_seq:
         return
     decision = decide_safely(tracker.decide, case.state, event.body)
-    if decision.refusal:
+    if decision.refusal and decision.reason == INTERNAL:  # a judged refusal (a 1.1 act) is skipped, not a letter
         out.refusals.append((event, decision.reason, decision.refusal))
     if decision.state is None:
         return

@@ -171,18 +171,21 @@ State = TypeVar("State")
 class Decision(Generic[State]):
     """A case's state after an event, the events it derived, and why it was refused (if it was).
 
-    `reason` is the dead letter's code for a refusal: `not_allowed` (the procedure or the case's state
-    forbids it), `inconsistent` (impossible in the case's story, e.g. a date before the complaint was
-    received) or `invalid_data` (a body the domain cannot read).
+    `reason` says what a refusal is. The acts of the history were judged at the door
+    (`services.cases`): an act the one judgement refuses (recorded under contract 1.1) is skipped with
+    the judgement's reason (`not_allowed`, `inconsistent`) and never dead-lettered; an act the
+    judgement admits that the service still cannot apply is `internal`, a fault of that service that
+    it dead-letters and an alert rule reports (contract 11.1).
     """
 
     state: State | None
     derived: list[dict[str, Any]] = field(default_factory=list)
     refusal: str | None = None
-    reason: str = "not_allowed"
+    reason: str = "internal"
 
 
 # Errors a body missing a field or holding a value of the wrong shape raises in a domain handler.
+INTERNAL = "internal"  # the dead-letter reason of a service's own fault
 MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
 
 
@@ -197,10 +200,8 @@ def decide_safely(decide: Callable[[State | None, dict[str, Any]], Decision[Stat
         return decide(state, body)
     except ConfigurationError:  # the worker lacks a procedure document: not this event's fault (it reloads them)
         raise
-    except MALFORMED as exc:
-        return Decision(state, refusal=_failure(body, exc), reason="invalid_data")
-    except Exception as exc:  # any other failure of a domain step refuses this event only
-        return Decision(state, refusal=_failure(body, exc), reason="inconsistent")
+    except Exception as exc:  # a history event the step cannot apply is a fault of the service (contract 11.1)
+        return Decision(state, refusal=_failure(body, exc), reason=INTERNAL)
 
 
 def _failure(body: dict[str, Any], exc: Exception) -> str:

@@ -21,10 +21,10 @@ async def load_live_state(conn: asyncpg.Connection) -> dict[str, CaseState]:
 
 
 async def open_counts(conn: asyncpg.Connection, partitions: list[int]) -> list[asyncpg.Record]:
-    """Open complaints by stage and service area on the given partitions."""
+    """Complaints whose status is open or suspended (contract 11.1) by stage and service area on the partitions."""
     rows: list[asyncpg.Record] = await conn.fetch(
         f"SELECT stage, service_area, count(*) AS n FROM {TABLE} WHERE open AND partition = any($1::int[]) "
-        "GROUP BY stage, service_area", partitions)
+        "AND coalesce(state->>'status', 'open') IN ('open', 'suspended') GROUP BY stage, service_area", partitions)
     return rows
 
 

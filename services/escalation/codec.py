@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from services.cases.story import Act, Case
 from services.deadlines import timers
 from services.escalation.domain import CaseState
 
@@ -14,7 +15,8 @@ def encode(state: CaseState) -> dict[str, Any]:
     return {"subject": state.subject, "procedure": state.procedure, "service_area": state.service_area,
             "stage": state.stage, "visit": state.visit, "open": state.open, "started": state.started.isoformat(),
             "outcome": state.outcome, "deadlines": [timers.to_json(d) for d in state.deadlines],
-            "suspended": state.suspended.isoformat() if state.suspended is not None else None}
+            "suspended": state.suspended.isoformat() if state.suspended is not None else None,
+            "status": state.status, "acts": [a.to_json() for a in state.case.acts]}
 
 
 def decode(data: dict[str, Any]) -> CaseState:
@@ -22,4 +24,5 @@ def decode(data: dict[str, Any]) -> CaseState:
     return CaseState(data["subject"], data["procedure"], data["service_area"], data["stage"], int(data["visit"]),
                      bool(data["open"]), datetime.fromisoformat(data["started"]),
                      tuple(timers.from_json(d) for d in data["deadlines"]), data.get("outcome"),
-                     datetime.fromisoformat(data["suspended"]) if data.get("suspended") else None)
+                     datetime.fromisoformat(data["suspended"]) if data.get("suspended") else None,
+                     Case(tuple(Act.from_json(a) for a in data.get("acts", ()))))  # folded on first use

@@ -31,7 +31,10 @@ from datetime import date, datetime
 from typing import Any, NamedTuple, TypeAlias
 
 from schemas.times import event_time
+from services.cases.rules import STAGE_ACTS
+from services.cases.story import Case
 from services.deadlines import timers
+from services.deadlines.judged import decide_judged
 from services.deadlines.calendar import uncountable
 from services.deadlines.procedures import Procedure, ProcedureBook
 from services.deadlines.timers import Deadline
@@ -53,6 +56,12 @@ class CaseState(NamedTuple):
     deadlines: tuple[Deadline, ...] = ()
     outcome: str | None = None
     suspended: datetime | None = None  # when the current stage's clock stopped (None: running)
+    case: Case = Case()  # the case's story (`services.cases`): what its admitted acts say
+
+    @property
+    def status(self) -> str:
+        """The case's status, as every output defines it (contract 11.1)."""
+        return self.case.status or ("open" if self.open else "closed")
 
     def deadline(self, kind: str) -> Deadline | None:
         """The current stage visit's open deadline of `kind`."""
@@ -64,7 +73,7 @@ class CaseState(NamedTuple):
     def with_deadlines(self, deadlines: tuple[Deadline, ...]) -> CaseState:
         """The same case with these deadlines (built directly: `decide` runs for every history event)."""
         return CaseState(self.subject, self.procedure, self.service_area, self.stage, self.visit, self.open,
-                         self.started, deadlines, self.outcome, self.suspended)
+                         self.started, deadlines, self.outcome, self.suspended, self.case)
 
 
 # Decisions are built as `timers.Decision(...)`: calling the subscripted alias costs a typing call per event.
@@ -97,15 +106,14 @@ def _start_stage(state: CaseState, procedure: Procedure, stage_id: str, at: date
     for kind, amount, unit in stage.timescales():
         due, warn_at = calendar.deadline_after(at, amount, procedure.warning_lead, unit)
         scheduled.append(timers.schedule(stage_id, kind, visit, due, warn_at, at))
-    state = CaseState(state.subject, state.procedure, state.service_area, stage_id, visit, True, at,
-                      (*state.deadlines, *scheduled), None)
+    state = state._replace(stage=stage_id, visit=visit, open=True, started=at,
+                           deadlines=(*state.deadlines, *scheduled), outcome=None, suspended=None)
     return timers.Decision(state, [_emit(state, "deadline.scheduled", d, at) for d in scheduled])
 
 
 def _end_open(state: CaseState) -> CaseState:
     deadlines = tuple(timers.cancel(d) if d.status in ("open", "suspended") else d for d in state.deadlines)
-    return CaseState(state.subject, state.procedure, state.service_area, state.stage, state.visit, False,
-                     state.started, deadlines, state.outcome)
+    return state._replace(open=False, deadlines=deadlines, suspended=None)
 
 
 def _meet(state: CaseState, kinds: tuple[str, ...], at: datetime) -> tuple[tuple[Deadline, ...], list[dict[str, Any]]]:
@@ -161,9 +169,7 @@ def on_responded(state: CaseState, body: dict[str, Any], at: datetime, book: Pro
     if refusal:
         return timers.Decision(state, refusal=refusal)
     deadlines, derived = _meet(state, ("acknowledge", "respond"), at)
-    return timers.Decision(CaseState(state.subject, state.procedure, state.service_area, state.stage, state.visit,
-                                     state.open, state.started, deadlines, body["data"]["outcome"],
-                                     state.suspended), derived)
+    return timers.Decision(state._replace(deadlines=deadlines, outcome=body["data"]["outcome"]), derived)
 
 
 def on_extension(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
@@ -310,6 +316,10 @@ RESUMING = frozenset({"complaint.acknowledged", "complaint.responded"})
 
 def decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
     """Apply one history event to a case (see the module docstring for the contract)."""
+    return decide_judged(_decide, state, body, book)
+
+
+def _decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
     type_ = body.get("type")
     if type_ == "complaint.received":
         return on_received(state, body, book)
@@ -317,6 +327,9 @@ def decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -
     if state is None or handler is None:
         return timers.Decision(state)
     at = event_time(body)
+    stage = body["data"].get("stage") if type_ in STAGE_ACTS else None
+    if stage is not None and stage != state.stage:  # admitted, so dated before the case moved on: that stage ended
+        return timers.Decision(state)
     fired_state, fired = fire_due(state, at)
     if fired_state.suspended is not None and type_ in RESUMING:  # an act of the stage restarts its clock first
         resumed = _resume(fired_state, at, book)

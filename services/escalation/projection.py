@@ -3,13 +3,15 @@ lists every projection)."""
 
 from __future__ import annotations
 
+from services.cases.story import WORKLIST_STATUSES
 from services.deadlines.projection import CaseProjection
 from services.escalation import adapters, codec, domain
 from services.escalation.domain import CaseState
 
 
 def _columns(state: CaseState) -> tuple[bool, str, str]:
-    return state.open, state.stage, state.service_area
+    """`open` is true for the cases `casefeedback cases` lists (status open, suspended or responded)."""
+    return state.status in WORKLIST_STATUSES, state.stage, state.service_area
 
 
 PROJECTION: CaseProjection[CaseState] = CaseProjection(

@@ -138,7 +138,8 @@ class IntakeWorker(Worker):
         for i, record in enumerate(records):
             if i % 25 == 24:
                 await asyncio.sleep(0)  # judging is CPU work: let the batch being applied progress in between
-            verdicts.append(domain.judge(record.value, self.settings.max_record_bytes, record.topic, record.headers))
+            verdicts.append(domain.judge(record.value, self.settings.max_record_bytes, record.topic, record.headers,
+                                         key=record.key))
         return verdicts
 
     async def _record(self, records: Sequence[ConsumerRecord], verdicts: list[Verdict], now: datetime) -> Outcome:

@@ -101,5 +101,5 @@ class LearningWorker(TrackingWorker):
 
 def _out_of_order(body: dict[str, Any], partition: int) -> dict[str, Any]:
     detail = f"{body.get('type')} for a case with no open learning stage after the grace time"
-    return deadletter_value("out_of_order", detail, TOPIC_EVENTS, partition, None,
+    return deadletter_value("internal", detail, TOPIC_EVENTS, partition, None,
                             str(body.get("subject", "")).encode(), json.dumps(body).encode())

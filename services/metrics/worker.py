@@ -142,6 +142,6 @@ def _letter(event: HistoryRecord, exc: Exception) -> dict[str, Any]:
     body: Mapping[str, Any] = event.body if isinstance(event.body, Mapping) else {}
     detail = f"metrics cannot count history seq {event.seq} ({body.get('type')}): {exc}"
     key = body.get("subject")
-    return deadletter_value("invalid_data", detail, TOPIC_EVENTS, event.partition, None,
+    return deadletter_value("internal", detail, TOPIC_EVENTS, event.partition, None,
                             key.encode() if isinstance(key, str) else None,
                             json.dumps(event.body, default=repr).encode())

@@ -71,7 +71,7 @@ def test_extension_moves_the_target_to_the_end_of_the_agreed_date() -> None:
 def test_extension_beyond_the_procedures_cap_is_refused() -> None:
     _, _, refusals = run([received(), ev("complaint.extension_agreed", "2026-03-05T10:00:00+00:00",
                                          stage="stage1", new_due="2026-04-30", reason="x")])
-    assert refusals and "exceeds stage stage1's limit of 10 days" in refusals[0]
+    assert refusals and "may be extended to at most 10 working days" in refusals[0]
 
 
 def test_escalation_starts_the_next_stage_with_ack_and_respond() -> None:
@@ -89,7 +89,7 @@ def test_escalation_past_the_last_stage_is_refused_and_changes_nothing() -> None
     state, _, refusals = run([received(serious=True),
                               ev("complaint.escalated", "2026-03-13T09:00:00+00:00", to_stage="stage2")])
     assert state is not None and state.stage == "stage2" and state.visit == 1
-    assert refusals == ["cannot escalate from stage2 (the last stage) to stage2: "
+    assert refusals == ["complaint.escalated to_stage stage2: cannot escalate from stage2 (the last stage) to stage2: "
                         "escalation only moves to a later stage"]
 
 
@@ -99,7 +99,8 @@ def test_dundee_director_may_be_bypassed_but_level2_may_not() -> None:
         ev("complaint.escalated", "2011-03-05T10:00:00+00:00", to_stage="director"),
         ev("complaint.escalated", "2011-03-05T11:00:00+00:00", to_stage="level2"),
         ev("complaint.escalated", "2011-03-20T10:00:00+00:00", to_stage="committee")])
-    assert refusals == ["cannot escalate from level1 to director: stage(s) ['level2'] may not be bypassed"]
+    assert refusals == ["complaint.escalated to_stage director: cannot escalate from level1 to director: "
+                        "stage(s) ['level2'] may not be bypassed"]
     assert state is not None and state.stage == "committee"
     assert summary(derived)[-1] == ("deadline.scheduled", "committee", "respond", "2011-05-15", None)
 
@@ -126,14 +127,15 @@ def test_withdrawn_or_closed_ends_open_deadlines_without_breach(ending: str) -> 
 
 def test_unknown_procedure_or_stage_is_refused() -> None:
     assert decide(None, received(procedure="nope"), BOOK).refusal is not None
-    assert "not a stage" in (decide(None, received(stage="level1"), BOOK).refusal or "")
+    assert "has no stage level1" in (decide(None, received(stage="level1"), BOOK).refusal or "")
 
 
-def test_mismatched_stage_is_refused_and_other_events_for_unknown_cases_ignored() -> None:
+def test_mismatched_stage_is_refused_and_other_events_for_unknown_cases_skipped() -> None:
     _, _, refusals = run([received(), ev("complaint.acknowledged", "2026-03-03T09:00:00+00:00", stage="stage2")])
-    assert refusals == ["acknowledgement for stage stage2 but the case is at stage stage1"]
+    assert refusals == ["complaint.acknowledged for stage stage2: the case is at stage stage1 at "
+                        "2026-03-03T09:00:00+00:00"]
     d = decide(None, ev("complaint.closed", "2026-03-03T09:00:00+00:00"), BOOK)
-    assert d.state is None and d.derived == [] and d.refusal is None
+    assert d.state is None and d.derived == [] and d.reason == "inconsistent"  # skipped, never dead-lettered
 
 
 def test_replay_is_deterministic_and_recorded_firings_match_live_ticks() -> None:
@@ -167,7 +169,7 @@ def test_an_extension_to_year_one_is_refused_as_inconsistent_and_changes_nothing
     attack["data"]["stage"] = "stage1"
     d = decide_safely(lambda s, b: decide(s, b, BOOK), state, attack)
     assert d.state == state and d.derived == [] and d.reason == "inconsistent"
-    assert d.refusal == "extension to 0001-01-01 is before stage stage1 started on 2026-03-02"
+    assert d.refusal == "complaint.extension_agreed new_due 0001-01-01: before stage stage1 started on 2026-03-02"
 
 
 def test_a_complaint_received_in_year_9999_is_refused_as_inconsistent() -> None:
@@ -186,7 +188,7 @@ def test_a_raising_decide_is_refused_naming_the_exception_and_the_state_stands()
         raise OverflowError("date value out of range")
 
     d = decide_safely(broken, state, received())
-    assert (d.state, d.derived, d.reason) == (state, [], "inconsistent")
+    assert (d.state, d.derived, d.reason) == (state, [], "internal")
     assert d.refusal == "complaint.received cannot be applied: OverflowError date value out of range"
     assert decide_safely(broken, None, received()).state is None
 
