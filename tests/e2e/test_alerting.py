@@ -1,6 +1,7 @@
 """Alerting end to end, on Debian's real Prometheus and Alertmanager: `casefeedback up`, deploy/'s alert rules,
 an Alertmanager routing to a webhook receiver of this test's own; one breach and one dead letter must each
-arrive there as a notification. Also: the lag and relay-backlog gauges reach Prometheus."""
+arrive there as a notification, the breach's saying "1" (a whole number) and naming the procedure. Also: the
+lag and relay-backlog gauges reach Prometheus."""
 
 from __future__ import annotations
 
@@ -50,9 +51,13 @@ class Webhook:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def firing(self) -> list[dict[str, Any]]:
+        """Every firing alert notified so far (labels, annotations, ...)."""
+        return [a for n in self.received for a in n["alerts"] if a["status"] == "firing"]
+
     def alerts(self) -> list[dict[str, str]]:
         """Labels of every firing alert notified so far."""
-        return [a["labels"] for n in self.received for a in n["alerts"] if a["status"] == "firing"]
+        return [a["labels"] for a in self.firing()]
 
 
 def _daemon(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -165,8 +170,12 @@ def test_one_breach_and_one_dead_letter_each_reach_the_webhook(alerting: tuple[U
             a["alertname"] == "CasefeedbackDeadLetters" and a.get("reason") == "not_json" for a in alerts)
 
     poll(both, 120, f"both notifications at the webhook (got {webhook.alerts()})")
-    breach = next(a for a in webhook.alerts() if a["alertname"] == "CasefeedbackDeadlineBreached")
-    assert breach["severity"] == "critical" and "partition" not in breach
+    breach = next(a for a in webhook.firing() if a["labels"]["alertname"] == "CasefeedbackDeadlineBreached")
+    assert breach["labels"]["severity"] == "critical" and "partition" not in breach["labels"]
+    # One breach is "1", whatever increase() would extrapolate it to over the hour.
+    summary = breach["annotations"]["summary"]
+    assert summary.startswith("1 respond deadline breached at stage1 of procedure ") and summary.endswith(
+        " in the last hour"), summary
 
 
 def test_lag_and_relay_backlog_gauges_reach_prometheus(alerting: tuple[UpProcess, int, Webhook]) -> None:

@@ -62,7 +62,7 @@ def test_promtool_accepts_the_config_and_the_rules() -> None:
     config = promtool("check", "config", "prometheus/prometheus.yml")
     assert config.returncode == 0, config.stdout + config.stderr
     rules = promtool("check", "rules", str(RULES))
-    assert rules.returncode == 0 and "8 rules found" in rules.stdout, rules.stdout + rules.stderr
+    assert rules.returncode == 0 and "9 rules found" in rules.stdout, rules.stdout + rules.stderr
 
 
 def test_every_alert_has_a_passing_promtool_unit_test() -> None:
@@ -108,3 +108,10 @@ def test_dashboards_are_the_generated_ones_and_use_known_metrics_only() -> None:
         assert (names or scrape_health) and names <= KNOWN_METRICS, f"{dashboard} / {title}: {names - KNOWN_METRICS}"
     averaged = [e for _, _, e in dashboard_queries() if re.search(r"avg\w*\(\s*casefeedback_\w+_ratio", e)]
     assert not averaged, "ratios are sums of numerators over sums of denominators, never averages"
+
+
+def test_the_breach_panel_counts_breaches_in_whole_numbers_as_the_alert_does() -> None:
+    (rule,) = [r for r in alert_rules() if r["alert"] == "CasefeedbackDeadlineBreached"]
+    counted = " ".join(rule["expr"].split()).removesuffix(" > 0")
+    (panel,) = [e for d, title, e in dashboard_queries() if title == "Deadline breaches (last hour)"]
+    assert " ".join(panel.split()) == counted and "increase(" not in counted
