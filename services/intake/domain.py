@@ -62,6 +62,7 @@ ENVELOPE_ATTRIBUTES = frozenset({"specversion", "id", "source", "type", "subject
 FLOAT_FREE_TYPES = frozenset(t for t, model in INBOUND_MODELS.items()
                              if '"number"' not in json.dumps(model.model_json_schema()))
 CASE_OPENER = "complaint.received"
+CASE_CLOSER = "complaint.closed"
 SURVEY_OPENER = "survey.defined"
 EXTENSION = "complaint.extension_agreed"
 
@@ -254,7 +255,9 @@ def _has_nul(value: Any) -> bool:
 def awaits(body: Mapping[str, Any]) -> str | None:
     """The predecessor key an event needs in the history before it, or None if it needs none."""
     event_type, subject = str(body["type"]), str(body["subject"])
-    if event_type.startswith("learning.") or (event_type.startswith("complaint.") and event_type != CASE_OPENER):
+    if event_type.startswith("learning."):  # learning acts belong after the closure (contract 11.1)
+        return f"{CASE_CLOSER}/{subject}"
+    if event_type.startswith("complaint.") and event_type != CASE_OPENER:
         return f"{CASE_OPENER}/{subject}"
     if event_type == "survey.response.submitted":
         return f"{SURVEY_OPENER}/{body['data']['survey_id']}"
@@ -263,7 +266,7 @@ def awaits(body: Mapping[str, Any]) -> str | None:
 
 def provides(body: Mapping[str, Any]) -> str | None:
     """The predecessor key an event satisfies once it is in the history, or None."""
-    if body["type"] in (CASE_OPENER, SURVEY_OPENER):
+    if body["type"] in (CASE_OPENER, CASE_CLOSER, SURVEY_OPENER):
         return f"{body['type']}/{body['subject']}"
     return None
 
@@ -343,7 +346,7 @@ def _place(plan: Plan, index: int, item: Accepted, present: set[str], waiting: s
         return
     plan.appends.append(Append(index))
     opened = item.provides
-    if opened is None or (opened in present and item.type == CASE_OPENER):  # a case keeps its first receipt
+    if opened is None or (opened in present and item.type != SURVEY_OPENER):  # a case keeps its first receipt
         return
     plan.openers[opened] = story.opener_of(item.body, item.time)  # a survey's latest definition counts
     if opened in present:

@@ -1,8 +1,8 @@
-"""Whether a valid event fits its case's story: the checks that need what the history already holds.
+"""Whether a valid event fits what its predecessor says: the checks that need what the history holds.
 
-- every `complaint.*` and `learning.*` event follows its case's `complaint.received`: one dated before
-  the receipt (a response, closure, escalation or extension before the complaint existed) is
-  `inconsistent`, and no deadline is ever computed from it;
+- a case's `complaint.*` and `learning.*` acts wait in the hold for their predecessor (the case's
+  `complaint.received`; for `learning.*`, its `complaint.closed`) and are then judged against the
+  case's whole story by `services.cases` (contract 11.1), as the worker appends them;
 - a `survey.response.submitted` answers the questions of its survey's latest `survey.defined`: an
   answer off its question's scale (text such as "Very satisfied", 11 on a 0-10 scale) is
   `invalid_data`, naming the question and the scale. Intake learns each survey's scales from the
@@ -46,11 +46,7 @@ def problem(body: Mapping[str, Any], opener: Opener | None, time: datetime | Non
         return None
     if body["type"] == "survey.response.submitted":
         return _off_scale(body["data"]["answers"], opener.scales)
-    when = event_time(body) if time is None else time
-    if when < opener.time:
-        return Rejection("inconsistent", f"{body['type']} is dated {body['time']}, before its complaint was received "
-                                         f"({opener.time.isoformat()}); send the act's real date")
-    return None
+    return None  # a case's acts are judged against its whole story (`services.cases`) as they are appended
 
 
 def _off_scale(answers: Mapping[str, Any], scales: Mapping[str, str]) -> Rejection | None:

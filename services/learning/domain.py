@@ -25,7 +25,9 @@ from typing import Any, NamedTuple, TypeAlias
 
 from schemas.times import event_time
 from services.deadlines import timers
+from services.cases.story import Case
 from services.deadlines.calendar import uncountable
+from services.deadlines.judged import decide_judged
 from services.deadlines.procedures import ProcedureBook
 from services.deadlines.timers import Deadline
 
@@ -68,6 +70,7 @@ class CaseLearning(NamedTuple):
     closed: bool = False
     stages: tuple[LearningStage, ...] = ()
     held: tuple[dict[str, Any], ...] = ()
+    case: Case = Case()  # the case's story (`services.cases`): what its admitted acts say
 
     def open_stage(self) -> LearningStage | None:
         """The latest stage if it is still open."""
@@ -80,7 +83,7 @@ class CaseLearning(NamedTuple):
     def with_stages(self, stages: tuple[LearningStage, ...], closed: bool | None = None) -> CaseLearning:
         """The same case with these stages (and closure flag), built directly: `decide` runs per history event."""
         return CaseLearning(self.subject, self.procedure, self.service_area, self.closed if closed is None else closed,
-                            stages, self.held)
+                            stages, self.held, self.case)
 
 
 # Decisions are built as `timers.Decision(...)`: calling the subscripted alias costs a typing call per event.
@@ -226,6 +229,10 @@ def _retry_held(state: CaseLearning, book: ProcedureBook) -> Decision:
 
 def decide(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
     """Apply one history event to a case (see the module docstring for the contract)."""
+    return decide_judged(_decide, state, body, book)
+
+
+def _decide(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
     type_ = str(body.get("type"))
     if type_ == "complaint.received":
         return on_received(state, body, book)

@@ -15,11 +15,15 @@ from cloudevents.core.v1.event import CloudEvent as SdkEvent
 from prometheus_client import REGISTRY
 
 from services.common.deadletter import REASONS
+from services.cases import rules
+from services.cases.story import Refusal, act_of
+from services.deadlines.procedure_files import load_book
 from services.intake import story
 from services.intake.domain import Accepted, Known, Refused, judge, plan_batch
 from services.intake.worker import Origin, Outcome
 
 LIMIT = 262_144
+BOOK = load_book()
 T = "2026-03-02T09:15:00+00:00"
 COMPLAINTS, SURVEYS = "feedback.complaints", "feedback.surveys"
 
@@ -126,20 +130,23 @@ def test_an_extension_agreed_to_a_date_before_the_agreement_is_inconsistent() ->
     ("complaint.extension_agreed", {"stage": "stage1", "new_due": "2026-03-20", "reason": "visit"}),
 ])
 def test_an_act_dated_before_its_complaint_was_received_is_inconsistent(type_: str, data: dict[str, Any]) -> None:
-    act = accepted(event(type_, "c1", data, "a1", "2026-03-01T09:00:00+00:00"))
-    receipt = story.Opener(datetime(2026, 3, 2, 9, 15, tzinfo=UTC), {})
-    plan = plan_batch([act], known(**{"complaint.received/c1": receipt}))
-    assert plan.appends == [] and plan.refusals[0].reason == "inconsistent"
-    assert "before its complaint was received" in plan.refusals[0].detail
+    """Judged at the door against the case's story (`services.cases`), as intake appends it."""
+    receipt = act_of(accepted(received("c1")).body, datetime(2026, 3, 2, 9, 15, tzinfo=UTC))
+    early = accepted(event(type_, "c1", data, "a1", "2026-03-01T09:00:00+00:00"))
+    assert receipt is not None
+    out = rules.judge(rules.tell([receipt], BOOK).case, act_of(early.body, early.time or datetime.now(UTC)), BOOK)
+    assert isinstance(out, Refusal) and out.reason == "inconsistent"
 
 
 def test_an_act_before_a_receipt_in_the_same_batch_is_inconsistent_and_the_receipt_is_kept() -> None:
     early = accepted(event("complaint.responded", "c1", {"stage": "stage1", "outcome": "upheld"}, "a1",
                            "2026-03-01T09:00:00+00:00"))
     later = accepted(event("complaint.acknowledged", "c1", {"stage": "stage1"}, "a2", "2026-03-03T09:00:00+00:00"))
-    plan = plan_batch([early, accepted(received("c1")), later], known())
-    assert [a.item for a in plan.appends] == [1, 2]  # type: ignore[union-attr]
-    assert set(plan.refusals) == {0}
+    items = [early, accepted(received("c1")), later]
+    acts = [act_of(a.body, a.time or datetime.now(UTC)) for a in items]
+    told = rules.tell([a for a in acts if a is not None], BOOK)
+    assert [a.id for a, _ in told.refused] == ["a1"] and told.refused[0][1].reason == "inconsistent"
+    assert [a.type for a in told.case.acts] == ["complaint.received", "complaint.acknowledged"]
 
 
 # --- surveys as councils write them --------------------------------------------------------------

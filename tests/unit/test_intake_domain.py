@@ -82,7 +82,8 @@ def test_type_label_is_bounded() -> None:
 def test_which_events_need_a_predecessor() -> None:
     assert domain.awaits(event("complaint.received", "c1", RECEIVED, "e")) is None
     assert domain.awaits(event("complaint.closed", "c1", {}, "e")) == "complaint.received/c1"
-    assert domain.awaits(event("learning.plan.submitted", "c1", {}, "e")) == "complaint.received/c1"
+    assert domain.awaits(event("learning.plan.submitted", "c1", {}, "e")) == "complaint.closed/c1"
+    assert domain.provides(event("complaint.closed", "c1", {}, "e")) == "complaint.closed/c1"
     response = event("survey.response.submitted", "r1", {"survey_id": "s9"}, "e")
     assert domain.awaits(response) == "survey.defined/s9"
     assert domain.awaits(event("compliment.received", "k1", {}, "e")) is None
