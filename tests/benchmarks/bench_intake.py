@@ -9,11 +9,13 @@ offsets per batch. Intake runs as `casefeedback up` and deploy/ run it: `casefee
 Both are measured the same way from this process: a reader timestamps each record's arrival on the
 output topic; sustained throughput is the 10th-90th percentile arrival span; delay is the inbound
 record's timestamp to its arrival, measured on a second, paced stream while the worker keeps up.
-Run: python -m tests.benchmarks.bench_intake (BENCH_INTAKE_EVENTS=50000 by default).
+Run: python -m tests.benchmarks.bench_intake [--quick] (BENCH_INTAKE_EVENTS=50000 by default; --quick: 1,000
+events and paced streams of 200, to prove it runs).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -219,22 +221,23 @@ async def baseline_loop(kafka_settings: KafkaSettings, out_topic: str) -> None:
         await producer.stop()
 
 
-def main() -> dict[str, Any]:
+def main(quick: bool = False) -> dict[str, Any]:
     """Measure baseline and intake on one embedded broker and database; print and return the figures."""
-    n = int(os.environ.get("BENCH_INTAKE_EVENTS", "50000"))
+    n = 1000 if quick else int(os.environ.get("BENCH_INTAKE_EVENTS", "50000"))
+    paced = 200 if quick else 2000
     # The embedded database without fsync, as the figures in README were measured: they show casefeedback's
     # own cost; `up` and the tests run it crash-safe.
     infra = start_infrastructure(load_settings(), fast_database=True)
     try:
-        return asyncio.run(_main(infra.settings, n))
+        return asyncio.run(_main(infra.settings, n, paced))
     finally:
         infra.stop()
 
 
-async def _main(settings: Settings, n: int) -> dict[str, Any]:
+async def _main(settings: Settings, n: int, paced_n: int) -> dict[str, Any]:
     run = uuid.uuid4().hex[:8]
     backlog = make_events(n, f"b{run}")
-    paced = [make_events(2000, f"p{i}{run}") for i in range(3)]
+    paced = [make_events(paced_n, f"p{i}{run}") for i in range(3)]
     rate = 500.0
     await produce(settings.kafka, backlog)
     py = sys.executable
@@ -274,4 +277,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["baseline"]:
         asyncio.run(baseline_loop(load_settings().kafka, sys.argv[2]))
     else:
-        main()
+        parser = argparse.ArgumentParser(prog="bench_intake")
+        parser.add_argument("--quick", action="store_true", help="tiny sizes, in seconds: prove the benchmark runs")
+        main(parser.parse_args().quick)

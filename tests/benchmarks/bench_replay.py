@@ -9,8 +9,9 @@ the event store appends. Then, each in its own process so peak memory is its own
   replay` would use here, at least 2).
 Goal: replay at least 30% of the baseline's events per second, judged on what `casefeedback replay`
 runs by default for this history on this machine (`parallel.auto_workers`; 2 workers at 1,000,000
-events on two CPUs); both figures are printed.
-Run: python -m tests.benchmarks.bench_replay [--events N]   (default 1,000,000)
+events on two CPUs); both figures are printed. A replay that finds a difference fails the run.
+Run: python -m tests.benchmarks.bench_replay [--events N] [--quick]   (default 1,000,000; --quick: 3,000, to prove
+it runs)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from services.common.eventstore import GENESIS, canonical, digest, link_hash
 from services.common.settings import load_settings
 
 GOAL = 0.30
+EVENTS, QUICK_EVENTS = 1_000_000, 3_000
 COLUMNS = ["seq", "id", "subject", "version", "type", "source", "time", "recorded_at", "raw", "body", "digest",
            "prev_hash", "hash"]
 START = datetime(2020, 1, 6, 9, tzinfo=timezone.utc)
@@ -199,11 +201,13 @@ def _best(phase: str, url: str, batch: int, runs: int, workers: int = 1) -> dict
     return max((_run_phase(phase, url, batch, workers) for _ in range(runs)), key=lambda r: float(r["events_per_s"]))
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Fill a fresh database, measure baseline and replay; print and return the figures."""
+def main(argv: list[str] | None = None, quick: bool = False) -> dict[str, Any]:
+    """Fill a fresh database, measure baseline and replay; print and return the figures (raise on a difference)."""
     from services.audit.parallel import auto_workers
 
     args = _parser().parse_args(argv if argv is not None else [])
+    if args.events is None:
+        args.events = QUICK_EVENTS if quick or args.quick else EVENTS
     # Without fsync, as the README figures were measured; replay only reads, and filling is not what is measured.
     server = EmbeddedPostgres(fast=True).start()
     try:
@@ -236,12 +240,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for first in (rep["first"], par["first"]):
         if first:
             print(f"first difference: {first}")
+    if figures["differences"]:
+        raise RuntimeError(f"replay found {figures['differences']} difference(s) in the benchmark's own history")
     return figures
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench_replay")
-    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, help=f"history size (default {EVENTS:,}; {QUICK_EVENTS:,} with --quick)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, in seconds: prove the benchmark runs")
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=1, help="measure each phase this many times; keep the best")
     parser.add_argument("--phase", choices=("baseline", "replay"))

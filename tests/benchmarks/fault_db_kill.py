@@ -1,9 +1,12 @@
 """Fault run: SIGKILL the embedded PostgreSQL's postmaster while `casefeedback up` takes a stream of events.
 
 Afterwards every event sent must be in the history or dead-lettered, exactly once, and `casefeedback
-replay` must exit 0. Prints sent, in history, dead-lettered, lost, duplicated and the replay's result:
+replay` must exit 0; otherwise the run exits 1. Prints sent, in history, dead-lettered, lost, duplicated
+and the replay's result:
 
-    .venv/bin/python -m tests.benchmarks.fault_db_kill [--events 20000] [--rate 2000]
+    .venv/bin/python -m tests.benchmarks.fault_db_kill [--events 20000] [--rate 2000] [--quick]
+
+(`--quick`: 600 events at 300 a second, to prove it runs.)
 
 `tests/e2e/test_up_faults.py` runs the same with fewer events.
 """
@@ -44,6 +47,12 @@ class Figures:
     duplicated: int
     replay_exit: int
     up_output: str
+    replay_output: str = ""
+
+    def held(self) -> bool:
+        """Every event sent ended recorded or dead-lettered exactly once, and replay agreed."""
+        return (self.lost == 0 and self.duplicated == 0 and self.in_history + self.deadlettered == self.sent
+                and self.replay_exit == 0)
 
     def line(self) -> str:
         return (f"sent {self.sent}, in history {self.in_history}, dead-lettered {self.deadlettered}, "
@@ -130,18 +139,24 @@ def run_fault(home: Path, count: int, rate: float) -> Figures:
     both = recorded + dead
     return Figures(sent=len(ids), in_history=len(recorded), deadlettered=len(dead),
                    lost=sum(1 for i in ids if i not in both), duplicated=sum(1 for n in both.values() if n > 1),
-                   replay_exit=replayed.returncode, up_output="\n".join(up.lines) + "\n" + rest)
+                   replay_exit=replayed.returncode, up_output="\n".join(up.lines) + "\n" + rest,
+                   replay_output=replayed.stdout + replayed.stderr)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=20000)
-    parser.add_argument("--rate", type=float, default=2000.0, help="events per second sent")
+    parser.add_argument("--events", type=int, help="events sent (default 20,000; 600 with --quick)")
+    parser.add_argument("--rate", type=float, help="events per second sent (default 2,000; 300 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, in seconds: prove the fault run works")
     args = parser.parse_args()
+    events, rate = (600, 300.0) if args.quick else (20_000, 2000.0)
     with tempfile.TemporaryDirectory(prefix="casefeedback-fault-") as home:
-        figures = run_fault(Path(home), args.events, args.rate)
+        figures = run_fault(Path(home), args.events or events, args.rate or rate)
     print(figures.up_output)
+    if figures.replay_exit != 0:
+        print(figures.replay_output)
     print(figures.line())
+    raise SystemExit(0 if figures.held() else 1)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ raised while the act was still on its way (the tick waits `CASEFEEDBACK_OUT_OF_O
 case's latest recorded event for this). Either fails the run, as does a replay that does not exit 0.
 
 Run: python -m tests.benchmarks.soak_backdated [--events 20000] [--runs 3] [--rate 2500 | --rate 0] [--grace 30]
+     [--quick]   (--quick: one run of 600 events, 100 stories open at once, a 2 s grace, to prove it runs)
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from services.common.settings import KafkaSettings
 from tests.e2e.conftest import UpProcess, start_up, stop_up
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
+# Defaults of the options, for the full soak and for the quick run that proves it still works.
+FULL = {"events": 20_000, "runs": 3, "window": 2000, "grace": 30.0}
+QUICK = {"events": 600, "runs": 1, "window": 100, "grace": 2.0}
 AREAS = ["housing", "community_care", "childrens_services", "roads", "waste"]
 
 
@@ -207,13 +211,17 @@ def one_run(total: int, seed: int, rate: float | None, window: int, grace_s: flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--events", type=int, help=f"events per run (default {FULL['events']:,})")
+    parser.add_argument("--runs", type=int, help=f"runs, each on a fresh `up` (default {FULL['runs']})")
     parser.add_argument("--rate", type=float, default=2500, help="events per second (0: as fast as possible)")
-    parser.add_argument("--window", type=int, default=2000, help="stories open at once in the stream")
-    parser.add_argument("--grace", type=float, default=30.0,
+    parser.add_argument("--window", type=int, help=f"stories open at once in the stream (default {FULL['window']})")
+    parser.add_argument("--grace", type=float,
                         help="CASEFEEDBACK_OUT_OF_ORDER_GRACE_S for the run (default: the default, 30)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, in seconds: prove the soak runs")
     args = parser.parse_args()
+    for name, default in (QUICK if args.quick else FULL).items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     os.environ["CASEFEEDBACK_OUT_OF_ORDER_GRACE_S"] = str(args.grace)
     failed = False
     for run in range(1, args.runs + 1):
