@@ -6,6 +6,10 @@ breach) stands at the moment the deadline actually passed, even when it was reco
 instant keep the order the history accepted them (seq). The case's procedure is the version it was
 received under (named even when the complaint named none and the default applied), and its open
 deadlines are counted in that procedure's calendar.
+
+Each act is judged as intake judges it (`services.cases`, contract 11.1): after each act the line shows
+the case's status, and an act recorded under contract 1.1 that the judgement refuses is listed as
+refused, with the reason, and changes nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from services.cases import rules
+from services.cases.story import Case, Refusal, act_of
 from services.common.eventstore import StoredEvent
+from services.deadlines.procedures import ProcedureBook
 from services.deadlines.calendar import Calendar
 from services.deadlines.worklist import distance
 
@@ -62,7 +69,9 @@ def _value(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
-        return ",".join(str(v) for v in value) or "-"
+        return ",".join(_value(v) for v in value) or "-"
+    if isinstance(value, dict):  # e.g. an erasure's record of what it erased: "fields data.reason (seq 12)"
+        return "(" + " ".join(f"{k} {_value(v)}" for k, v in value.items()) + ")"
     return str(value)
 
 
@@ -78,31 +87,75 @@ def in_time_order(events: list[StoredEvent]) -> list[StoredEvent]:
     return sorted(events, key=lambda e: (e.time, e.type.startswith(DERIVED_PREFIXES), e.seq))
 
 
-def story_lines(events: list[StoredEvent]) -> list[str]:
-    """One line per event in time order: event time, derived marker, type, key data, source and seq."""
+@dataclass(frozen=True)
+class Judged:
+    """The case's acts as the one judgement reads them: the case, the refused acts, the status after each."""
+
+    case: Case
+    refused: dict[str, Refusal]  # event id -> why the judgement refuses it
+    status_after: dict[str, str]  # event id of an admitted act -> the case's status once it is applied
+
+
+def judged(events: list[StoredEvent], book: ProcedureBook | None) -> Judged:
+    """Judge the case's acts in history order, as intake did; statuses follow the admitted acts in time order."""
+    if book is None:
+        return Judged(Case(), {}, {})
+    acts = [a for a in (act_of(e.body, e.time) for e in events) if a is not None]
+    told = rules.tell(acts, book)
+    after: dict[str, str] = {}
+    case = Case()
+    for act in told.case.acts:
+        step = rules.judge(case, act, book)
+        if isinstance(step, Case):
+            case = step
+            after[act.id] = step.status or "?"
+    return Judged(told.case, {a.id: r for a, r in told.refused}, after)
+
+
+def _verdict(e: StoredEvent, judgement: Judged) -> str:
+    refusal = judgement.refused.get(e.id)
+    if refusal is not None:
+        return f"  REFUSED {refusal.reason}: {refusal.detail} (changes nothing)"
+    status = judgement.status_after.get(e.id)
+    return f"  -> status {status}" if status else ""
+
+
+def story_lines(events: list[StoredEvent], judgement: Judged | None = None) -> list[str]:
+    """One line per event in time order: event time, derived marker, type, key data, source and seq, and the
+    case's status after an act (or why the judgement refuses it)."""
+    judgement = judgement or Judged(Case(), {}, {})
     lines = []
     for e in in_time_order(events):
         marker = "  ->" if e.type.startswith(DERIVED_PREFIXES) else ""
         when = e.time.isoformat(timespec="seconds")
-        lines.append(f"{when} {marker:4} {e.type:27} {describe(e)}  [seq {e.seq}, by {e.body.get('source', '?')}]")
+        lines.append(f"{when} {marker:4} {e.type:27} {describe(e)}  [seq {e.seq}, by {e.body.get('source', '?')}]"
+                     f"{_verdict(e, judgement)}")
     return lines
 
 
-def overview(events: list[StoredEvent], procedure: str | None = None) -> list[str]:
+def overview(events: list[StoredEvent], procedure: str | None = None, judgement: Judged | None = None) -> list[str]:
     """The case at a glance: where it came from, stages it went through, outcome, how its deadlines went."""
     data = next((e.body.get("data") or {} for e in events if e.type == "complaint.received"), None)
     if data is None:
         return []
-    stages = [str(data.get("stage"))] + [str(e.body["data"].get("to_stage")) for e in events
-                                         if e.type == "complaint.escalated"]
-    outcome = next((str(e.body["data"].get("outcome")) for e in reversed(events) if e.type == "complaint.responded"),
-                   "none yet")
+    story = judgement.case.story if judgement is not None else None
+    if story is not None:
+        stages, outcome = list(story.stages), story.outcome or "none yet"
+        status = f"; status {story.status}"
+        refused = len(judgement.refused) if judgement is not None else 0
+        status += f" ({refused} act(s) refused, listed below)" if refused else ""
+    else:
+        stages = [str(data.get("stage"))] + [str(e.body["data"].get("to_stage")) for e in events
+                                             if e.type == "complaint.escalated"]
+        outcome = next((str(e.body["data"].get("outcome")) for e in reversed(events)
+                        if e.type == "complaint.responded"), "none yet")
+        status = ""
     met = [e for e in events if e.type == "deadline.met"]
     late = sum(1 for e in met if e.body["data"].get("late"))
     breached = sum(1 for e in events if e.type == "deadline.breached")
     named = procedure or data.get("procedure") or "the configured default"
     return [f"service area {data.get('service_area')}, procedure {named}"
-            f"{', serious' if data.get('serious') else ''}; stages {' -> '.join(stages)}; outcome {outcome}",
+            f"{', serious' if data.get('serious') else ''}; stages {' -> '.join(stages)}; outcome {outcome}{status}",
             f"deadlines: {len(met)} met ({late} late), {breached} breached"]
 
 
@@ -118,13 +171,15 @@ def open_lines(deadlines: list[OpenDeadline], now: datetime) -> list[str]:
 
 
 def render_story(subject: str, events: list[StoredEvent], facts: CaseFacts | None = None,
-                 now: datetime | None = None) -> str:
-    """The whole story of `subject` as text; derived events are marked with an arrow."""
+                 now: datetime | None = None, book: ProcedureBook | None = None) -> str:
+    """The whole story of `subject` as text; derived events are marked with an arrow; with `book`, each act
+    is judged as intake judges it."""
     if not events:
         return f"{subject}: no events recorded\n"
     facts = facts or CaseFacts()
+    judgement = judged(events, book)
     ordered = in_time_order(events)
     head = [f"History of {subject}: {len(events)} event(s), {ordered[0].time.date()} to {ordered[-1].time.date()}",
-            *overview(events, facts.procedure), "", f"{'event time':25} {'':4} {'type':27} details"]
+            *overview(events, facts.procedure, judgement), "", f"{'event time':25} {'':4} {'type':27} details"]
     tail = open_lines(facts.open_deadlines, now) if now is not None else []
-    return "\n".join(head + story_lines(events) + tail) + "\n"
+    return "\n".join(head + story_lines(events, judgement) + tail) + "\n"

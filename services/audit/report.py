@@ -6,10 +6,11 @@ Choices where the contract leaves a rule open (following the SPSO model complain
   period's report (the report is about the world as it stood, not about when events were recorded).
 - A complaint's stage starts at its `stage`, or at the procedure's serious stage when `serious`; each
   `complaint.escalated` moves it on; `by_stage` counts the highest stage reached (procedure order).
-- A complaint's outcome is that of its latest response; an escalation after a response reopens the
-  complaint (SPSO: the complaint is not concluded until the last stage asked for responds), so it is
-  ongoing again until the next stage responds. A withdrawn complaint with no outcome is ongoing
-  (the contract's "no outcome by then").
+- Every case act is judged as intake judges it (`services.cases`, contract 11.1): an act recorded under
+  contract 1.1 that the judgement refuses is skipped. A complaint's stage and outcome are its story's:
+  the outcome of its current stage's response; an escalation after a response reopens the complaint
+  (SPSO: the complaint is not concluded until the last stage asked for responds), so it is ongoing
+  again until the next stage responds. A complaint withdrawn with no outcome is `withdrawn`.
 - Timeliness is `figures.settled`, the definition escalation's timeliness gauges use: each deadline
   escalation kept (case, stage, kind) counts once, in the period it was settled in. Met when its act
   happened on or before its target (the agreed date where an extension was agreed: a new
@@ -47,6 +48,8 @@ from services.common.figures import (
     settled,
     upheld_rate,
 )
+from services.cases import rules
+from services.cases.story import JUDGED_TYPES, Case, Refusal, Story, act_of
 from services.deadlines.procedures import ProcedureBook
 from services.escalation.domain import SOURCE as ESCALATION
 from services.learning.patterns import Patterns
@@ -81,6 +84,7 @@ class Complaint:
     stage: str
     themes: list[str]
     outcome: str | None = None
+    status: str = "open"
 
 
 @dataclass
@@ -122,6 +126,7 @@ class ReportBuilder:
     labels: LabelValues
     complaints: dict[str, Complaint] = field(default_factory=dict)
     deadlines: dict[tuple[str, str, str], Deadline] = field(default_factory=dict)
+    cases: dict[str, Case] = field(default_factory=dict)  # every case's story, from its admitted acts
     compliments: Counter[str] = field(default_factory=Counter)
     learning: Counter[str] = field(default_factory=Counter)
     surveys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -136,12 +141,25 @@ class ReportBuilder:
         moment = event_time(body)
         if moment > self.period.last_instant:
             return
+        if body["type"] in JUDGED_TYPES and not self._admitted(body, moment):
+            return
         # every case's service area is needed; the actions counted are those of the period
         if body["type"] == "complaint.received" or self.period.contains(moment):
             self.patterns.add(body)
         handler = HANDLERS.get(str(body["type"]))
         if handler is not None:
             handler(self, body, moment)
+
+    def _admitted(self, body: dict[str, Any], moment: datetime) -> bool:
+        """Whether the one judgement admits the act (moving its case's story on)."""
+        act = act_of(body, moment)
+        subject = str(body["subject"])
+        assert act is not None
+        told = rules.judge(self.cases.get(subject, Case()), act, self.book)
+        if isinstance(told, Refusal):
+            return False
+        self.cases[subject] = told
+        return True
 
     def add_all(self, bodies: Iterable[dict[str, Any]]) -> ReportBuilder:
         """Take every event into account; returns self for chaining."""
@@ -162,8 +180,10 @@ class ReportBuilder:
         }
 
     def _complaints(self) -> dict[str, Any]:
+        for subject, complaint in self.complaints.items():
+            self._from_story(complaint, self.cases[subject].story)
         cases = self.complaints.values()
-        outcomes = Counter(latest_outcome(c.outcome) for c in cases)
+        outcomes = Counter(latest_outcome(c.outcome, c.status) for c in cases)
         return {
             "total": len(self.complaints),
             "by_stage": _sorted(Counter(c.stage for c in cases)),
@@ -173,6 +193,14 @@ class ReportBuilder:
             "acknowledged_within_target_rate": self._timeliness("acknowledge"),
             "responded_within_target_rate": self._timeliness("respond"),
         }
+
+    def _from_story(self, complaint: Complaint, story: Story | None) -> None:
+        """The complaint's highest stage, outcome and status as its story tells them by the period's end."""
+        if story is None:
+            return
+        order = stage_order(self.book, complaint.procedure)
+        complaint.stage = max(story.stages, key=order.rank) if order.stages else story.stage
+        complaint.outcome, complaint.status = story.outcome, story.status
 
     def _timeliness(self, kind: str) -> float | None:
         return rate(*self.timeliness_counts(kind))
@@ -230,23 +258,6 @@ def _received(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
     stage = order.serious_stage if data.get("serious") and order.serious_stage else str(data["stage"])
     b.complaints[str(body["subject"])] = Complaint(b.labels.service_area(data["service_area"]), procedure, stage,
                                                   list(data.get("themes") or []))
-
-
-def _escalated(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
-    case = b.complaints.get(str(body["subject"]))
-    if case is None:
-        return
-    to_stage = str(body["data"]["to_stage"])
-    order = stage_order(b.book, case.procedure)
-    if order.rank(to_stage) >= order.rank(case.stage) or not order.stages:
-        case.stage = to_stage
-    case.outcome = None
-
-
-def _responded(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
-    case = b.complaints.get(str(body["subject"]))
-    if case is not None:
-        case.outcome = str(body["data"]["outcome"])
 
 
 def _deadline(b: ReportBuilder, body: dict[str, Any]) -> tuple[Deadline, datetime] | None:
@@ -318,8 +329,6 @@ def _survey_response(b: ReportBuilder, body: dict[str, Any], moment: datetime) -
 # Event type -> what it changes in the report; every other type leaves the report as it is.
 HANDLERS = {
     "complaint.received": _received,
-    "complaint.escalated": _escalated,
-    "complaint.responded": _responded,
     "deadline.scheduled": _scheduled,
     "deadline.met": _met,
     "deadline.breached": _breached,

@@ -24,10 +24,11 @@ from services.deadlines.worklist import Distance, distance
 
 HELP = "the work list: open complaints with their next deadline, soonest first"
 OWNER = "escalation"
-# Each open complaint with its soonest open deadline (none when its stage has no timed target).
+# Each complaint whose status is open, suspended or responded (the `open` column: contract 11.1) with its
+# soonest open deadline (none when its stage has no timed target, or it is answered).
 QUERY = """
-SELECT c.subject, c.stage, c.service_area, c.state->>'procedure' AS procedure_key, d.kind, d.due,
-       p.document::text AS document
+SELECT c.subject, c.stage, c.service_area, c.state->>'procedure' AS procedure_key,
+       coalesce(c.state->>'status', 'open') AS status, d.kind, d.due, p.document::text AS document
 FROM escalation_cases c
 LEFT JOIN LATERAL (SELECT kind, due FROM deadlines
                    WHERE owner = $1 AND subject = c.subject AND status = 'open' ORDER BY due LIMIT 1) d ON true
@@ -47,13 +48,22 @@ class WorkItem:
     kind: str | None
     due: datetime | None
     distance: Distance | None
+    status: str = "open"
 
     def as_json(self) -> dict[str, Any]:
-        """Contract section 8's shape: {subject, procedure, stage, service_area, kind, due, overdue}."""
+        """Contract section 8's shape, with 11.1's `status`: {subject, procedure, stage, service_area, kind, due,
+        overdue, status}."""
         return {"subject": self.subject, "procedure": self.procedure, "stage": self.stage,
                 "service_area": self.service_area, "kind": self.kind,
                 "due": self.due.isoformat() if self.due else None,
-                "overdue": bool(self.distance and self.distance.overdue)}
+                "overdue": bool(self.distance and self.distance.overdue), "status": self.status}
+
+    def when(self) -> str:
+        """How far the next deadline is, or why there is none."""
+        if self.distance:
+            return self.distance.text()
+        return {"responded": "answered: nothing due unless escalated",
+                "suspended": "clock stopped"}.get(self.status, "no timed deadline")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,9 +90,12 @@ def items(rows: list[asyncpg.Record], now: datetime) -> list[WorkItem]:
     for r in rows:
         procedure = _procedure(r["document"], r["procedure_key"], parsed)
         name = procedure.id if procedure else str(r["procedure_key"]).split("@")[0]
-        due = r["due"].astimezone(procedure.case_calendar().zone) if (r["due"] and procedure) else r["due"]
+        answered = r["status"] == "responded"  # its kind and due are null (contract 11.1)
+        due = None if answered else r["due"]
+        due = due.astimezone(procedure.case_calendar().zone) if (due and procedure) else due
         away = distance(procedure.case_calendar(), due, now) if (due and procedure) else None
-        out.append(WorkItem(r["subject"], name, r["stage"], r["service_area"], r["kind"], due, away))
+        out.append(WorkItem(r["subject"], name, r["stage"], r["service_area"], None if answered else r["kind"], due,
+                            away, r["status"]))
     far = datetime.max.replace(tzinfo=UTC)
     return sorted(out, key=lambda i: (i.due or far, i.subject))
 
@@ -100,13 +113,13 @@ def render_table(work: list[WorkItem], now: datetime) -> str:
     """The work list as a table, with a heading line saying how many and as of when."""
     if not work:
         return f"no open complaints match (as of {now.isoformat(timespec='seconds')})\n"
-    lines = [f"{len(work)} open complaint(s), soonest deadline first (as of {now.isoformat(timespec='seconds')})",
-             f"{'due':26} {'':32} {'subject':24} {'procedure':22} {'stage':10} {'kind':12} service area"]
-    for i in work:
-        due = i.due.isoformat(timespec="seconds") if i.due else "-"
-        when = i.distance.text() if i.distance else "no timed deadline"
-        lines.append(f"{due:26} {when:32} {i.subject:24} {i.procedure:22} {i.stage:10} {i.kind or '-':12} "
-                     f"{i.service_area}")
+    rows = [("due", "", "status", "subject", "procedure", "stage", "kind", "service area")]
+    rows += [(i.due.isoformat(timespec="seconds") if i.due else "-", i.when(), i.status, i.subject, i.procedure,
+              i.stage, i.kind or "-", i.service_area) for i in work]
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]) - 1)]  # columns fit their longest value
+    lines = [f"{len(work)} complaint(s) open, suspended or answered, soonest deadline first "
+             f"(as of {now.isoformat(timespec='seconds')})"]
+    lines += [" ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + " " + row[-1] for row in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -16,7 +16,9 @@ from services.audit.history import CaseFacts, OpenDeadline, render_story
 from services.common import eventstore
 from services.common.eventstore import StoredEvent
 from services.common.settings import Settings
-from services.deadlines.procedures import Procedure, parse_procedure
+from services.deadlines.procedure_files import load_book
+from services.deadlines.procedures import Procedure, ProcedureBook, parse_procedure
+from services.deadlines.store import load_procedures
 
 HELP = "print one case's whole story in time order (each event, each derived deadline event, open deadlines)"
 # The procedure version the case was received under, from escalation's row (learning's when only it knows it).
@@ -44,16 +46,20 @@ async def _facts(conn: asyncpg.Connection, subject: str) -> CaseFacts:
     return CaseFacts(f"{procedure.id} ({procedure.title})", deadlines)
 
 
-async def fetch(settings: Settings, subject: str) -> tuple[list[StoredEvent], CaseFacts]:
-    """Every recorded event of `subject`, and what the live tables say of its procedure and open deadlines."""
+async def fetch(settings: Settings, subject: str) -> tuple[list[StoredEvent], CaseFacts, ProcedureBook]:
+    """Every recorded event of `subject`, what the live tables say of its procedure and open deadlines, and
+    the procedures its acts are judged by (the files, and every stored version)."""
+    book = load_book(settings.procedures_dir, settings.default_procedure)
     conn = await store.connect(settings.require_database())
     try:
-        return await eventstore.subject_history(conn, subject), await _facts(conn, subject)
+        if await conn.fetchval("SELECT to_regclass('procedure_documents') IS NOT NULL"):
+            await load_procedures(conn, book)
+        return await eventstore.subject_history(conn, subject), await _facts(conn, subject), book
     finally:
         await conn.close()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    events, facts = asyncio.run(fetch(settings.with_running_system(), args.subject))
-    sys.stdout.write(render_story(args.subject, events, facts, datetime.now(UTC)))
+    events, facts, book = asyncio.run(fetch(settings.with_running_system(), args.subject))
+    sys.stdout.write(render_story(args.subject, events, facts, datetime.now(UTC), book))
     return 0 if events else 1

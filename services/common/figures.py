@@ -21,7 +21,8 @@ OUTCOMES = ("upheld", "partially_upheld", "not_upheld", "resolved")
 UPHELD = ("upheld",)
 DECIDED = OUTCOMES
 ONGOING = "ongoing"  # a complaint with no outcome (yet, or again since an escalation)
-LATEST_OUTCOMES = (*OUTCOMES, ONGOING)
+WITHDRAWN = "withdrawn"  # withdrawn before any outcome of its stage (contract 11.1): not ongoing
+LATEST_OUTCOMES = (*OUTCOMES, ONGOING, WITHDRAWN)
 
 # The rolling windows the dashboards show: N whole UTC days ending with today's, so that a window is the
 # report's period --from (today - N + 1) --to today.
@@ -66,11 +67,12 @@ def upheld_rate(outcomes: Mapping[str, int]) -> float | None:
     return rate(sum(outcomes.get(o, 0) for o in UPHELD), sum(outcomes.get(o, 0) for o in DECIDED))
 
 
-def latest_outcome(outcome: Any) -> str:
-    """A complaint's outcome as its latest response left it: `ongoing` when it has none (never answered,
-    or escalated since), `other` for a value no contract outcome names."""
+def latest_outcome(outcome: Any, status: str | None = None) -> str:
+    """A complaint's outcome as its latest response left it: `withdrawn` when it was withdrawn without one,
+    `ongoing` when it has none (never answered, or escalated since), `other` for a value no contract
+    outcome names."""
     if outcome is None:
-        return ONGOING
+        return WITHDRAWN if status == WITHDRAWN else ONGOING
     return fold(outcome, OUTCOMES)
 
 

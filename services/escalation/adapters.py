@@ -54,7 +54,7 @@ async def received_since(conn: asyncpg.Connection, partitions: list[int], since:
     """The complaints on the given partitions received at or after `since` (the first `complaint.received`
     of each, as escalation takes it): service area, latest outcome (null: none) and time received."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        f"SELECT c.service_area, c.state->>'outcome' AS outcome, r.time AS received FROM "
+        f"SELECT c.service_area, c.state->>'outcome' AS outcome, c.state->>'status' AS status, r.time AS received FROM "
         "(SELECT DISTINCT ON (subject) subject, time FROM events WHERE type = 'complaint.received' "
         f"AND time >= $1 ORDER BY subject, seq) AS r JOIN {TABLE} c ON c.subject = r.subject "
         "WHERE c.partition = any($2::int[])", since, partitions)

@@ -105,7 +105,7 @@ class EscalationWorker(TrackingWorker):
         for r in rows:
             area = self._area(r["service_area"])
             for window in figures.windows_holding(r["received"], now):
-                received[(figures.latest_outcome(r["outcome"]), area, window)] += 1
+                received[(figures.latest_outcome(r["outcome"], r["status"]), area, window)] += 1
         # every outcome of an area and window that has complaints: an upheld count of 0 is a figure too
         shown = {(outcome, area, window) for _, area, window in received for outcome in figures.LATEST_OUTCOMES}
         _set(metrics.COMPLAINTS_BY_OUTCOME, {k: received[k] for k in shown | set(received)})

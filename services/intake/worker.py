@@ -183,6 +183,10 @@ class IntakeWorker(Worker):
         """The procedures acts are judged by: the current files, and every version a recorded case keeps."""
         self.book = load_book(self.settings.procedures_dir, self.settings.default_procedure)
         async with self.pool.acquire() as conn:
+            for procedure_id in self.book.ids():  # every key a story names is stored for the readers
+                current = self.book.current(procedure_id)
+                assert current is not None
+                await deadline_store.store_procedure(conn, current)
             await deadline_store.load_procedures(conn, self.book)
 
     async def _admit(self, conn: asyncpg.Connection, events: list[eventstore.NewEvent],

@@ -27,7 +27,10 @@ def _stories() -> list[dict[str, Any]]:
                          {"service_area": "community_care", "channel": "phone", "stage": "level1", "serious": False,
                           "procedure": "dundee-2011"})]
     answered = demo.spso_case("case-done", NOW - timedelta(days=40), "general", "resolved", None, True, False)
-    return late + soon + dundee + answered
+    replied = demo.unanswered_case("case-replied", NOW - timedelta(days=2), "housing")
+    replied.append(demo.event("complaint.responded", "case-replied", NOW - timedelta(days=1),
+                              {"stage": "stage1", "outcome": "not_upheld"}))  # answered, not closed
+    return late + soon + dundee + answered + replied
 
 
 # One binary-mode record (attributes in ce_ headers) whose data is invalid, and one record that is not JSON.
@@ -81,22 +84,31 @@ def test_cases_lists_open_complaints_soonest_first_with_filters(system: UpProces
     def listed() -> list[dict[str, Any]]:
         work = _json(system, "cases")
         late = [c for c in work if c["subject"] == "case-late"]
-        return work if len(work) == 3 and late and late[0]["overdue"] else []
+        replied = [c for c in work if c["subject"] == "case-replied" and c["status"] == "responded"]
+        return work if len(work) == 4 and late and late[0]["overdue"] and replied else []
 
     work = _poll(listed)
+    assert work[-1] == {"subject": "case-replied", "procedure": "spso-mchp", "stage": "stage1",
+                        "service_area": "housing", "kind": None, "due": None, "overdue": False, "status": "responded"}
+    work = work[:-1]  # an answered case has no deadline: it is listed last
     # Dundee's acknowledgement (5 days) falls due before the SPSO frontline response (5 working days)
     assert [(c["subject"], c["kind"]) for c in work] == [("case-late", "respond"), ("case-dundee", "acknowledge"),
                                                          ("case-soon", "respond")]
-    assert set(work[0]) == {"subject", "procedure", "stage", "service_area", "kind", "due", "overdue"}
+    assert set(work[0]) == {"subject", "procedure", "stage", "service_area", "kind", "due", "overdue", "status"}
     assert work[0] | {"due": None} == {"subject": "case-late", "procedure": "spso-mchp", "stage": "stage1",
-                                       "service_area": "housing", "kind": "respond", "due": None, "overdue": True}
+                                       "service_area": "housing", "kind": "respond", "due": None, "overdue": True,
+                                       "status": "open"}
     assert [c["overdue"] for c in work] == [True, False, False]
     assert [c["subject"] for c in _json(system, "cases", "--overdue")] == ["case-late"]
     assert [c["subject"] for c in _json(system, "cases", "--due-within", "0")] == ["case-late"]
     assert [c["subject"] for c in _json(system, "cases", "--service-area", "community_care")] == ["case-dundee"]
     assert [c["subject"] for c in _json(system, "cases", "--stage", "level1")] == ["case-dundee"]
     table = system.cli("cases")
-    assert table.returncode == 0 and table.stdout.startswith("3 open complaint(s), soonest deadline first")
+    assert table.returncode == 0 and table.stdout.startswith("4 complaint(s) open, suspended or answered")
+    replied_line = next(line for line in table.stdout.splitlines() if "case-replied" in line)
+    assert " responded " in replied_line and "answered" in replied_line
+    lines = table.stdout.splitlines()[1:]
+    assert len({line.index(" spso-mchp ") if " spso-mchp " in line else None for line in lines} - {None}) == 1
     late_line = next(line for line in table.stdout.splitlines() if "case-late" in line)
     assert "overdue by " in late_line and "working days" in late_line
     assert "working days left" in next(line for line in table.stdout.splitlines() if "case-soon" in line)

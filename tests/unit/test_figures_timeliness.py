@@ -133,7 +133,7 @@ def test_the_report_and_the_outcome_gauge_agree_on_the_upheld_rate() -> None:
     history, states = _history()
     received = {b["subject"]: datetime.fromisoformat(b["time"]) for b in history if b["type"] == "complaint.received"}
     for window, days in figures.WINDOW_DAYS.items():
-        outcomes = Counter(figures.latest_outcome(s.outcome) for subject, s in states.items()
+        outcomes = Counter(figures.latest_outcome(s.outcome, s.status) for subject, s in states.items()
                            if window in figures.windows_holding(received[subject], NOW))
         period = Period(NOW.date() - timedelta(days=days - 1), NOW.date())
         complaints = build_report(history, period, BOOK, LABELS)["complaints"]
