@@ -21,8 +21,8 @@ from typing import Any
 from services.cases import rules
 from services.cases.story import Case, Refusal, act_of
 from services.common.eventstore import StoredEvent
-from services.deadlines.procedures import ProcedureBook
 from services.deadlines.calendar import Calendar
+from services.deadlines.procedures import ProcedureBook
 from services.deadlines.worklist import distance
 
 

@@ -38,6 +38,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from schemas.times import event_time, parse_time
+from services.cases import rules
+from services.cases.story import JUDGED_TYPES, Case, Refusal, Story, act_of
 from services.common.figures import (
     LATEST_OUTCOMES,
     LabelValues,
@@ -48,8 +50,6 @@ from services.common.figures import (
     settled,
     upheld_rate,
 )
-from services.cases import rules
-from services.cases.story import JUDGED_TYPES, Case, Refusal, Story, act_of
 from services.deadlines.procedures import ProcedureBook
 from services.escalation.domain import SOURCE as ESCALATION
 from services.learning.patterns import Patterns

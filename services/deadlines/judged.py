@@ -10,7 +10,7 @@ judgement's reason and detail, never dead-lettered; an admitted act goes to the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from schemas.times import event_time
 from services.cases import rules
@@ -18,17 +18,7 @@ from services.cases.story import JUDGED_TYPES, Case, Refusal, act_of
 from services.deadlines import timers
 from services.deadlines.procedures import ProcedureBook
 
-
-class Judged(Protocol):
-    """A domain state that keeps its case's story."""
-
-    @property
-    def case(self) -> Case: ...
-
-    def _replace(self, **changes: Any) -> Any: ...
-
-
-S = TypeVar("S", bound=Judged)
+S = TypeVar("S")  # a domain's state: a named tuple with a `case` field
 
 
 def folded(case: Case, book: ProcedureBook) -> Case:
@@ -42,12 +32,14 @@ def decide_judged(decide: Callable[[S | None, dict[str, Any], ProcedureBook], ti
     act = act_of(body, event_time(body)) if body.get("type") in JUDGED_TYPES else None
     if act is None:
         return decide(state, body, book)
-    told = rules.judge(folded(state.case, book) if state is not None else Case(), act, book)
+    known: Any = state
+    told = rules.judge(folded(known.case, book) if known is not None else Case(), act, book)
     if isinstance(told, Refusal):
         return timers.Decision(state, refusal=told.detail, reason=told.reason)
-    decision = decide(state._replace(case=told) if state is not None else None, body, book)
-    if decision.state is not None and decision.state.case is not told:  # a state the event made afresh
-        decision.state = decision.state._replace(case=told)
+    decision = decide(known._replace(case=told) if known is not None else None, body, book)
+    made: Any = decision.state
+    if made is not None and made.case is not told:  # a state the event made afresh
+        decision.state = made._replace(case=told)
     if decision.refusal:
         decision.reason = timers.INTERNAL
     return decision

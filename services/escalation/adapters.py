@@ -29,10 +29,11 @@ async def open_counts(conn: asyncpg.Connection, partitions: list[int]) -> list[a
 
 
 async def overdue_counts(conn: asyncpg.Connection, partitions: list[int]) -> list[asyncpg.Record]:
-    """Open, breached deadlines by stage and kind on the given partitions."""
+    """Open, breached deadlines by procedure version (the case's), stage and kind on the given partitions."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT stage, kind, count(*) AS n FROM deadlines WHERE owner = $1 AND status = 'open' AND breached "
-        "AND partition = any($2::int[]) GROUP BY stage, kind", OWNER, partitions)
+        f"SELECT c.state->>'procedure' AS procedure, d.stage, d.kind, count(*) AS n FROM deadlines d "
+        f"JOIN {TABLE} c ON c.subject = d.subject WHERE d.owner = $1 AND d.status = 'open' AND d.breached "
+        "AND d.partition = any($2::int[]) GROUP BY 1, 2, 3", OWNER, partitions)
     return rows
 
 
@@ -62,11 +63,13 @@ async def received_since(conn: asyncpg.Connection, partitions: list[int], since:
 
 
 async def breaches_after(conn: asyncpg.Connection, after: int) -> tuple[int, list[asyncpg.Record]]:
-    """The breaches this service recorded in the history after seq `after`, by partition, stage and kind;
+    """The breaches this service recorded in the history after seq `after`, by partition, procedure version (the
+    case's), stage and kind;
     and the seq read up to (every event at or below it is committed: appends commit in seq order)."""
     upto = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events"))
     rows: list[asyncpg.Record] = await conn.fetch(
-        f"SELECT c.partition, e.body->'data'->>'stage' AS stage, e.body->'data'->>'kind' AS kind, count(*) AS n "
-        f"FROM events e JOIN {TABLE} c ON c.subject = e.subject WHERE e.type = 'deadline.breached' "
-        "AND e.source = $1 AND e.seq > $2 AND e.seq <= $3 GROUP BY 1, 2, 3", domain.SOURCE, after, upto)
+        f"SELECT c.partition, c.state->>'procedure' AS procedure, e.body->'data'->>'stage' AS stage, "
+        f"e.body->'data'->>'kind' AS kind, count(*) AS n FROM events e JOIN {TABLE} c ON c.subject = e.subject "
+        "WHERE e.type = 'deadline.breached' AND e.source = $1 AND e.seq > $2 AND e.seq <= $3 GROUP BY 1, 2, 3, 4",
+        domain.SOURCE, after, upto)
     return upto, rows

@@ -34,8 +34,8 @@ from schemas.times import event_time
 from services.cases.rules import STAGE_ACTS
 from services.cases.story import Case
 from services.deadlines import timers
-from services.deadlines.judged import decide_judged
 from services.deadlines.calendar import uncountable
+from services.deadlines.judged import decide_judged
 from services.deadlines.procedures import Procedure, ProcedureBook
 from services.deadlines.timers import Deadline
 

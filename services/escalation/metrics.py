@@ -6,10 +6,12 @@ service records is one `deadline.breached` event of a case whose row carries its
 `casefeedback.events`: per partition, the number of such events is monotonic whichever worker owns
 the partition. Each worker reads the breaches recorded since it last looked (a range of history
 seqs; on start-up, all of them once, through the history's type index) and exports, for each
-partition it owns, one series per `stage`, `kind` and `partition` (a bounded extra label), with a 0
-for every stage and kind of the configured procedures (contract 1.1: the first breach must be
-visible to `increase()`). `sum by (stage, kind) (increase(...))` is then right across restarts and
-rebalances: a series that moves to another worker continues from the same value.
+partition it owns, one series per `procedure` (the case's procedure id), `stage`, `kind` and
+`partition` (a bounded extra label), with a 0 for every stage and kind of each configured procedure
+(contract 1.1: the first breach must be visible to `increase()`). Each series only grows, so `sum by
+(procedure, stage, kind)` of its largest minus its smallest value over a range (or of `increase(...)`)
+is right across restarts and rebalances: a series that moves to another worker continues from the
+same value.
 
 It is not read from the `deadlines` table's `breached` flags: an extension agreed after a breach
 clears the flag (the new target may be breached again), which would make the count go down.
@@ -31,7 +33,7 @@ from prometheus_client.metrics_core import Metric
 COMPLAINTS_OPEN = Gauge("casefeedback_complaints_open", "Open complaints on this worker's partitions",
                         ["stage", "service_area"])
 DEADLINES_OVERDUE = Gauge("casefeedback_deadlines_overdue", "Deadlines past due and not met (owned partitions)",
-                          ["stage", "kind"])
+                          ["procedure", "stage", "kind"])
 TIMELINESS_RATIO = Gauge("casefeedback_timeliness_ratio",
                          "Share of deadlines settled in the window (met, or fell due unmet) that were met on time",
                          ["stage", "kind", "window"])
@@ -46,17 +48,17 @@ COMPLAINTS_BY_OUTCOME = Gauge("casefeedback_complaints_by_outcome",
 
 BREACHED_NAME = "casefeedback_deadlines_breached"
 BREACHED_HELP = "Deadline breaches recorded in the history, on this worker's partitions (read from the history)"
-BREACHED_LABELS = ("stage", "kind", "partition")
+BREACHED_LABELS = ("procedure", "stage", "kind", "partition")
 
 
 class BreachCounter:
     """The collector of `casefeedback_deadlines_breached_total`: the values the worker last read, as a counter."""
 
     def __init__(self) -> None:
-        self.values: dict[tuple[str, str, str], int] = {}
+        self.values: dict[tuple[str, str, str, str], int] = {}
 
-    def set(self, values: Mapping[tuple[str, str, str], int]) -> None:
-        """Export these (stage, kind, partition) totals from now on."""
+    def set(self, values: Mapping[tuple[str, str, str, str], int]) -> None:
+        """Export these (procedure, stage, kind, partition) totals from now on."""
         self.values = dict(values)
 
     def clear(self) -> None:

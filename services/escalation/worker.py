@@ -41,7 +41,7 @@ class EscalationWorker(TrackingWorker):
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer):
         super().__init__(settings, pool, producer)
-        self.breaches: Counter[tuple[int, str, str]] = Counter()  # (partition, stage, kind) -> in the history
+        self.breaches: Counter[tuple[int, str, str, str]] = Counter()  # (partition, procedure, stage, kind)
         self.breaches_read_to = 0  # the history seq `breaches` covers
         self.stages = labels.known_stages(self.book)
         self.windowed_at = -WINDOWED_REFRESH_S  # monotonic time of the last windowed refresh
@@ -60,9 +60,9 @@ class EscalationWorker(TrackingWorker):
         opened: dict[tuple[str, str], int] = defaultdict(int)
         for r in await adapters.open_counts(conn, partitions):
             opened[(self._stage(r["stage"]), self._area(r["service_area"]))] += r["n"]
-        overdue: dict[tuple[str, str], int] = defaultdict(int)
+        overdue: dict[tuple[str, str, str], int] = defaultdict(int)
         for r in await adapters.overdue_counts(conn, partitions):
-            overdue[(self._stage(r["stage"]), r["kind"])] += r["n"]
+            overdue[(labels.procedure_label(r["procedure"]), self._stage(r["stage"]), r["kind"])] += r["n"]
         await self._refresh_breaches(conn, partitions)
         _set(metrics.COMPLAINTS_OPEN, opened)
         _set(metrics.DEADLINES_OVERDUE, overdue)
@@ -80,11 +80,13 @@ class EscalationWorker(TrackingWorker):
         """Add the breaches recorded since the last look, and export the owned partitions' totals (metrics module)."""
         self.breaches_read_to, rows = await adapters.breaches_after(conn, self.breaches_read_to)
         for r in rows:
-            self.breaches[(r["partition"], self._stage(r["stage"]), r["kind"])] += r["n"]
-        values = {(stage, kind, str(p)): 0 for p in partitions for stage, kind in labels.known_deadlines(self.book)}
-        for (p, stage, kind), n in self.breaches.items():
+            self.breaches[(r["partition"], labels.procedure_label(r["procedure"]), self._stage(r["stage"]),
+                           r["kind"])] += r["n"]
+        values = {(procedure, stage, kind, str(p)): 0 for p in partitions
+                  for procedure, stage, kind in labels.known_deadlines(self.book)}
+        for (p, procedure, stage, kind), n in self.breaches.items():
             if p in partitions:
-                values[(stage, kind, str(p))] = n
+                values[(procedure, stage, kind, str(p))] = n
         metrics.DEADLINES_BREACHED.set(values)
 
     def _set_timeliness(self, rows: list[asyncpg.Record], now: datetime) -> None:

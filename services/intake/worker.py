@@ -27,13 +27,13 @@ from prometheus_client import Counter as PrometheusCounter
 
 from schemas.registry import INBOUND_TOPICS
 from schemas.times import event_time
+from services.cases import rules
+from services.cases.story import Case, Refusal, act_of
 from services.common import eventstore
 from services.common.consumer import Apply
 from services.common.deadletter import Headers, deadletter_value, send_deadletters
 from services.common.metrics import EVENT_DELAY, EVENTS
 from services.common.worker import Background, Worker
-from services.cases import rules
-from services.cases.story import Case, Refusal, act_of
 from services.deadlines import store as deadline_store
 from services.deadlines.procedure_files import load_book
 from services.intake import domain, store, story
@@ -197,7 +197,8 @@ class IntakeWorker(Worker):
         written in the same transaction as the append.
         """
         acts = [act_of(e.body, e.time or event_time(e.body)) for e in events]
-        stored = await store.load_stories(conn, {str(e.body["subject"]) for e, a in zip(events, acts) if a})
+        subjects = {str(e.body["subject"]) for e, a in zip(events, acts, strict=True) if a is not None}
+        stored = await store.load_stories(conn, subjects)
         cases = {subject: rules.tell(told, self.book).case for subject, told in stored.items()}
         kept, changed = [], set()
         for event, act in zip(events, acts, strict=True):

@@ -24,8 +24,8 @@ from datetime import datetime
 from typing import Any, NamedTuple, TypeAlias
 
 from schemas.times import event_time
-from services.deadlines import timers
 from services.cases.story import Case
+from services.deadlines import timers
 from services.deadlines.calendar import uncountable
 from services.deadlines.judged import decide_judged
 from services.deadlines.procedures import ProcedureBook

@@ -174,8 +174,8 @@ def test_one_breach_and_one_dead_letter_each_reach_the_webhook(alerting: tuple[U
     assert breach["labels"]["severity"] == "critical" and "partition" not in breach["labels"]
     # One breach is "1", whatever increase() would extrapolate it to over the hour.
     summary = breach["annotations"]["summary"]
-    assert summary.startswith("1 respond deadline breached at stage1 of procedure ") and summary.endswith(
-        " in the last hour"), summary
+    assert summary == "1 respond deadline breached at stage1 of procedure spso-mchp in the last hour", summary
+    assert breach["labels"]["procedure"] == "spso-mchp"
 
 
 def test_lag_and_relay_backlog_gauges_reach_prometheus(alerting: tuple[UpProcess, int, Webhook]) -> None:

@@ -119,13 +119,13 @@ async def test_a_changed_procedure_file_does_not_move_open_cases_deadlines(
     assert new[1]["data"]["due"][:10] == "2026-04-27"  # 30 working days under the new file
 
 
-def _breached(stage: str, kind: str) -> dict[str, float]:
-    """casefeedback_deadlines_breached_total for (stage, kind), by partition, as this process exports it."""
+def _breached(procedure: str, stage: str, kind: str) -> dict[str, float]:
+    """casefeedback_deadlines_breached_total for (procedure, stage, kind), by partition, as this process exports it."""
     from prometheus_client import REGISTRY
 
     return {s.labels.get("partition", ""): s.value for m in REGISTRY.collect() for s in m.samples
-            if s.name == "casefeedback_deadlines_breached_total" and (s.labels["stage"], s.labels["kind"])
-            == (stage, kind)}
+            if s.name == "casefeedback_deadlines_breached_total"
+            and (s.labels["procedure"], s.labels["stage"], s.labels["kind"]) == (procedure, stage, kind)}
 
 
 async def test_the_breach_counter_survives_a_restart_because_it_is_read_from_the_history(
@@ -138,13 +138,14 @@ async def test_the_breach_counter_survives_a_restart_because_it_is_read_from_the
     async with running(EscalationWorker, settings, tick_interval_s=0.1):
         await accept(pool, [received(case, "2026-03-02T09:15:00+00:00")])
         await wait_derived(pool, case, SOURCE, 3, timeout_s=30)  # scheduled, warned, breached
-        await wait_for(lambda: sum(_breached("stage1", "respond").values()) >= 1, 15)
-        before = _breached("stage1", "respond")
+        await wait_for(lambda: sum(_breached("spso-mchp", "stage1", "respond").values()) >= 1, 15)
+        before = _breached("spso-mchp", "stage1", "respond")
     metrics.DEADLINES_BREACHED.clear()  # what a new process starts with
-    assert sum(_breached("stage1", "respond").values()) == 0
+    assert sum(_breached("spso-mchp", "stage1", "respond").values()) == 0
     async with running(EscalationWorker, settings, tick_interval_s=0.1):
         # At least what was counted before, per partition (other tests' cases may breach meanwhile).
-        await wait_for(lambda: all(_breached("stage1", "respond").get(p, 0) >= n for p, n in before.items()), 15)
-        # Every stage and kind of the configured procedures is exported from start-up, at 0 if need be.
-        assert set(_breached("committee", "respond")) == set(before)
-        assert _breached("committee", "acknowledge") == {}
+        await wait_for(lambda: all(_breached("spso-mchp", "stage1", "respond").get(p, 0) >= n
+                                   for p, n in before.items()), 15)
+        # Every stage and kind of each configured procedure is exported from start-up, at 0 if need be.
+        assert set(_breached("dundee-2011", "committee", "respond")) == set(before)
+        assert _breached("dundee-2011", "committee", "acknowledge") == {}

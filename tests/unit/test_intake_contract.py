@@ -14,9 +14,9 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent as SdkEvent
 from prometheus_client import REGISTRY
 
-from services.common.deadletter import REASONS
 from services.cases import rules
 from services.cases.story import Refusal, act_of
+from services.common.deadletter import REASONS
 from services.deadlines.procedure_files import load_book
 from services.intake import story
 from services.intake.domain import Accepted, Known, Refused, judge, plan_batch
