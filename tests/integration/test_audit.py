@@ -91,7 +91,7 @@ def test_report_counts_the_period_from_the_history_and_ignores_what_came_later(
     c0, c1 = before["complaints"], after["complaints"]
     assert c1["total"] - c0["total"] == 2
     assert {k: c1["outcomes"][k] - c0["outcomes"][k] for k in c1["outcomes"]} == {
-        "upheld": 1, "partially_upheld": 0, "not_upheld": 0, "resolved": 0, "ongoing": 1}
+        "upheld": 1, "partially_upheld": 0, "not_upheld": 0, "resolved": 0, "ongoing": 1, "withdrawn": 0}
     assert c1["by_service_area"]["community_care"] - c0["by_service_area"].get("community_care", 0) == 2
     assert c1["responded_within_target_rate"] is not None and c1["acknowledged_within_target_rate"] is not None
 
