@@ -3,7 +3,7 @@ lists every projection)."""
 
 from __future__ import annotations
 
-from services.cases.story import WORKLIST_STATUSES
+from services.cases.story import JUDGED_TYPES, WORKLIST_STATUSES
 from services.deadlines.projection import CaseProjection
 from services.escalation import adapters, codec, domain
 from services.escalation.domain import CaseState
@@ -15,6 +15,6 @@ def _columns(state: CaseState) -> tuple[bool, str, str]:
 
 
 PROJECTION: CaseProjection[CaseState] = CaseProjection(
-    name=adapters.OWNER, table=adapters.TABLE, source=domain.SOURCE, types=("complaint.received", *domain.HANDLERS),
+    name=adapters.OWNER, table=adapters.TABLE, source=domain.SOURCE, types=tuple(sorted({*JUDGED_TYPES, *domain.HANDLERS})),
     decide=domain.decide, fire_due=domain.fire_due, encode=codec.encode, decode=codec.decode,
     deadlines=lambda state: state.deadlines, columns=_columns, load_live=adapters.load_live_state)

@@ -36,6 +36,7 @@ from services.common.metrics import EVENT_DELAY, EVENTS
 from services.common.worker import Background, Worker
 from services.deadlines import store as deadline_store
 from services.deadlines.procedure_files import load_book
+from services.deadlines.procedures import ProcedureBook
 from services.intake import domain, store, story
 from services.intake.domain import Accepted, Append, Refused, Verdict
 from services.intake.store import HeldEvent
@@ -179,9 +180,13 @@ class IntakeWorker(Worker):
                                  o.partition, o.offset, o.key, o.record_time))
         return out
 
+    @functools.cached_property
+    def book(self) -> ProcedureBook:
+        """The procedures acts are judged by: the current files (`setup` adds every stored version)."""
+        return load_book(self.settings.procedures_dir, self.settings.default_procedure)
+
     async def setup(self) -> None:
-        """The procedures acts are judged by: the current files, and every version a recorded case keeps."""
-        self.book = load_book(self.settings.procedures_dir, self.settings.default_procedure)
+        """Store the current procedures and learn every stored version a recorded case may keep."""
         async with self.pool.acquire() as conn:
             for procedure_id in self.book.ids():  # every key a story names is stored for the readers
                 current = self.book.current(procedure_id)

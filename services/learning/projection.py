@@ -3,6 +3,7 @@ lists every projection)."""
 
 from __future__ import annotations
 
+from services.cases.story import JUDGED_TYPES
 from services.deadlines.projection import CaseProjection
 from services.learning import adapters, codec, domain
 from services.learning.domain import CaseLearning
@@ -19,7 +20,7 @@ def _without_held(state: CaseLearning) -> CaseLearning:
 
 
 PROJECTION: CaseProjection[CaseLearning] = CaseProjection(
-    name=adapters.OWNER, table=adapters.TABLE, source=domain.SOURCE, types=("complaint.received", *domain.HANDLERS),
+    name=adapters.OWNER, table=adapters.TABLE, source=domain.SOURCE, types=tuple(sorted({*JUDGED_TYPES, *domain.HANDLERS})),
     decide=domain.decide, fire_due=domain.fire_due, encode=codec.encode, decode=codec.decode,
     deadlines=lambda state: state.deadlines(), columns=_columns, load_live=adapters.load_live_state,
     comparable=_without_held)
