@@ -20,7 +20,8 @@ def _without_held(state: CaseLearning) -> CaseLearning:
 
 
 PROJECTION: CaseProjection[CaseLearning] = CaseProjection(
-    name=adapters.OWNER, table=adapters.TABLE, source=domain.SOURCE, types=tuple(sorted({*JUDGED_TYPES, *domain.HANDLERS})),
+    name=adapters.OWNER, table=adapters.TABLE, source=domain.SOURCE,
+    types=tuple(sorted({*JUDGED_TYPES, *domain.HANDLERS})),  # every act of a case: its story needs them all
     decide=domain.decide, fire_due=domain.fire_due, encode=codec.encode, decode=codec.decode,
     deadlines=lambda state: state.deadlines(), columns=_columns, load_live=adapters.load_live_state,
     comparable=_without_held)
