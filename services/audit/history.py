@@ -117,7 +117,7 @@ def _verdict(e: StoredEvent, judgement: Judged) -> str:
     if refusal is not None:
         return f"  REFUSED {refusal.reason}: {refusal.detail} (changes nothing)"
     status = judgement.status_after.get(e.id)
-    return f"  -> status {status}" if status else ""
+    return f"  status: {status}" if status else ""
 
 
 def story_lines(events: list[StoredEvent], judgement: Judged | None = None) -> list[str]:

@@ -144,3 +144,39 @@ def test_the_timeliness_panels_equal_the_report(system: tuple[UpProcess, Prometh
     assert expected["respond"] is not None
     _compare(prom, panel_query(f"Within target by kind ({days} days)"), "kind", expected)
 
+
+
+def _by(prom: Prometheus, expr: str, label: str) -> dict[str, float]:
+    return {k: v for k, v in _shown(prom, expr, label).items() if v}
+
+
+def test_received_and_outcomes_are_one_number_in_the_report_and_the_panel(
+        system: tuple[UpProcess, Prometheus]) -> None:
+    """Contract 11.1: received, decided and upheld are the same in the report and on the dashboard; a complaint
+    withdrawn before its outcome (fig-k) is `withdrawn` in both, not ongoing."""
+    up, prom = system
+    complaints = report(up, 365)
+    assert complaints["outcomes"]["withdrawn"] == 1
+    expected: dict[str, float | None] = {o: float(n) for o, n in complaints["outcomes"].items() if n}
+    _compare(prom, panel_query("Complaints received (365 days) by latest outcome"), "outcome", expected)
+    assert sum(expected.values()) == complaints["total"]  # type: ignore[arg-type]
+
+
+def test_open_complaints_are_one_number_in_cases_and_the_gauge(system: tuple[UpProcess, Prometheus]) -> None:
+    """`casefeedback_complaints_open` counts the `open` and `suspended` cases that `cases` lists, by stage."""
+    up, prom = system
+
+    def listed() -> dict[str, float | None]:
+        made = up.cli("cases", "--format", "json")
+        assert made.returncode == 0, made.stderr
+        work = [c for c in json.loads(made.stdout) if c["status"] in ("open", "suspended")]
+        counts: dict[str, float | None] = {}
+        for c in work:
+            counts[c["stage"]] = (counts.get(c["stage"]) or 0) + 1
+        return counts
+
+    expected = listed()
+    assert expected, "the history leaves complaints open"
+    _compare(prom, panel_query("Open complaints by stage and service area").replace(
+        "sum by (stage, service_area)", "sum by (stage)"), "stage", expected)
+    assert listed() == expected  # nothing moved meanwhile: the two were read of one state

@@ -48,3 +48,50 @@ def test_the_frozen_contract_1_1_history_replays_clean_and_gives_its_frozen_figu
     assert _cli(settings, frozen, "replay", "--until", FAR_FUTURE.isoformat(), "--workers", "1") == 0
     out = capsys.readouterr().out
     assert "no differences" in out and "complaint.received: 6" in out
+
+
+REFUSED = FIXTURES / "history_contract_1_1_refused.jsonl"  # acts contract 1.1 let in and 1.2 refuses (11.1)
+
+
+@pytest.fixture(scope="module")
+def with_refused(frozen: str) -> str:
+    async def record() -> None:
+        conn = await asyncpg.connect(frozen)
+        try:
+            if not await conn.fetchval("SELECT count(*) FROM events WHERE id = 'refused-000'"):
+                await record_as_live(conn, [json.loads(line) for line in REFUSED.read_text().splitlines()])
+        finally:
+            await conn.close()
+
+    asyncio.run(record())
+    return frozen
+
+
+def test_acts_1_2_refuses_in_a_1_1_history_are_read_as_refused_by_every_output(
+        with_refused: str, settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """An escalation to a stage spso-mchp lacks, a seven-week extension, a suspension the stage does not allow and
+    a response after a withdrawal: the report, `history` and replay all read them as refused."""
+    capsys.readouterr()
+    assert _cli(settings, with_refused, "report", "--from", "2012-01-01", "--to", "2012-12-31",
+                "--format", "json") == 0
+    complaints = json.loads(capsys.readouterr().out)["complaints"]
+    assert complaints["by_stage"] == {"stage1": 2, "stage2": 1}  # never stage3
+    assert complaints["outcomes"] | {} == {"upheld": 1, "partially_upheld": 0, "not_upheld": 0, "resolved": 0,
+                                          "ongoing": 1, "withdrawn": 1}
+    assert _cli(settings, with_refused, "history", "refused-r1") == 0
+    story = capsys.readouterr().out
+    assert "stages stage1 -> stage2;" in story and "status open (1 act(s) refused, listed below)" in story
+    refused = [line for line in story.splitlines() if "REFUSED" in line]
+    assert len(refused) == 1 and "complaint.escalated to_stage stage3: procedure spso-mchp has no stage stage3" \
+        in refused[0]
+    assert _cli(settings, with_refused, "history", "refused-r2") == 0
+    story = capsys.readouterr().out
+    assert sum("REFUSED not_allowed" in line for line in story.splitlines()) == 2 and "status closed" in story
+    assert _cli(settings, with_refused, "history", "refused-r3") == 0
+    story = capsys.readouterr().out
+    assert "REFUSED not_allowed: complaint.responded: the case was withdrawn" in story
+    assert "outcome none yet; status withdrawn" in story
+    assert _cli(settings, with_refused, "replay", "--until", FAR_FUTURE.isoformat(), "--workers", "1") == 0
+    assert "no differences" in capsys.readouterr().out
+    # the contract 1.1 fixture still gives its frozen figures beside them
+    assert _report(settings, with_refused, capsys) == json.loads(FIGURES.read_text())
