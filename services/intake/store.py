@@ -180,20 +180,25 @@ async def redact_held(conn: asyncpg.Connection, subject: str, redact: Redactor) 
     return changed
 
 
-async def load_stories(conn: asyncpg.Connection, subjects: set[str]) -> dict[str, list[Act]]:
+async def stories_since(conn: asyncpg.Connection) -> int:
+    """The history's last seq when intake began keeping stories (cases with events up to it may lack a row)."""
+    return int(await conn.fetchval("SELECT seq FROM intake_cases_since") or 0)
+
+
+async def load_stories(conn: asyncpg.Connection, subjects: set[str], since: int) -> dict[str, list[Act]]:
     """Each known subject's acts to tell (`services.cases.rules.tell`): those intake admitted, in time order,
-    or, for a case recorded before intake kept stories, its recorded acts in history order (judged again,
-    as every reader judges them). A subject the history does not know is absent."""
+    or, for a case recorded before intake kept stories (`since`: a seq at or before it), its recorded acts in
+    history order (judged again, as every reader judges them). A subject the history does not know is absent."""
     if not subjects:
         return {}
     rows = await conn.fetch("SELECT subject, acts::text AS acts FROM intake_cases WHERE subject = any($1::text[])",
                             list(subjects))
     out = {r["subject"]: [Act.from_json(a) for a in json.loads(r["acts"])] for r in rows}
     missing = [s for s in subjects if s not in out]
-    if missing:
+    if missing and since > 0:
         recorded = await conn.fetch(
             "SELECT subject, time, body::text AS body FROM events WHERE subject = any($1::text[]) "
-            "AND type = any($2::text[]) ORDER BY seq", missing, sorted(JUDGED_TYPES))
+            "AND type = any($2::text[]) AND seq <= $3 ORDER BY seq", missing, sorted(JUDGED_TYPES), since)
         for r in recorded:
             act = act_of(json.loads(r["body"]), r["time"])
             if act is not None:
@@ -204,6 +209,7 @@ async def load_stories(conn: asyncpg.Connection, subjects: set[str]) -> dict[str
 async def save_stories(conn: asyncpg.Connection, cases: Mapping[str, Sequence[Act]]) -> None:
     """Keep each subject's admitted acts (in the caller's transaction, beside the append)."""
     if cases:
-        await conn.executemany(
-            "INSERT INTO intake_cases (subject, acts) VALUES ($1, $2::jsonb) ON CONFLICT (subject) DO UPDATE "
-            "SET acts = EXCLUDED.acts", [(s, json.dumps([a.to_json() for a in acts])) for s, acts in cases.items()])
+        await conn.execute(
+            "INSERT INTO intake_cases (subject, acts) SELECT s, a::jsonb "
+            "FROM unnest($1::text[], $2::text[]) AS x(s, a) ON CONFLICT (subject) DO UPDATE SET acts = EXCLUDED.acts",
+            list(cases), [json.dumps([a.to_json() for a in acts]) for acts in cases.values()])

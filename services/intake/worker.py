@@ -111,6 +111,7 @@ class IntakeWorker(Worker):
     name = "intake"
     topics = INBOUND_TOPICS
     clock: Callable[[], datetime] = staticmethod(utc_now)
+    stories_since: int = 2**62  # until `setup` reads it: any case may predate the stories (always safe)
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Apply one batch durably (history commit, dead letters acked); offsets are committed after."""
@@ -193,6 +194,7 @@ class IntakeWorker(Worker):
                 assert current is not None
                 await deadline_store.store_procedure(conn, current)
             await deadline_store.load_procedures(conn, self.book)
+            self.stories_since = await store.stories_since(conn)
 
     async def _admit(self, conn: asyncpg.Connection, events: list[eventstore.NewEvent],
                      sources: Mapping[str, Source], outcome: Outcome) -> list[eventstore.NewEvent]:
@@ -203,7 +205,7 @@ class IntakeWorker(Worker):
         """
         acts = [act_of(e.body, e.time or event_time(e.body)) for e in events]
         subjects = {str(e.body["subject"]) for e, a in zip(events, acts, strict=True) if a is not None}
-        stored = await store.load_stories(conn, subjects)
+        stored = await store.load_stories(conn, subjects, self.stories_since)
         cases = {subject: rules.tell(told, self.book).case for subject, told in stored.items()}
         kept, changed = [], set()
         for event, act in zip(events, acts, strict=True):

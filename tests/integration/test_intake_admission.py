@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 
 from services.common.settings import Settings
@@ -78,3 +80,36 @@ async def test_a_late_act_is_judged_at_its_own_time(settings: Settings, pool: as
         letters = await dead_letters(settings, other, 1)
     assert letters[0]["reason"] == "not_allowed" and "withdrawn" in letters[0]["detail"]
     assert [e.type for e in await history(pool, other)] == ["complaint.received", "complaint.withdrawn"]
+
+
+async def test_a_case_recorded_before_intake_kept_stories_is_judged_from_its_recorded_acts(
+        settings: Settings, pool: asyncpg.Pool) -> None:
+    """A history recorded under contract 1.1 (no story row): intake rebuilds the case from its recorded acts, once,
+    judging them as every reader does (the refused escalation to stage3 in it is left out)."""
+    from tests.integration.test_escalation_support import accept
+
+    case = unique("case")
+    await accept(pool, [_received(case),
+                        cloudevent("complaint.responded", case, "2026-03-04T10:00:00+00:00",
+                                   {"stage": "stage1", "outcome": "not_upheld"}),
+                        cloudevent("complaint.escalated", case, "2026-03-05T09:00:00+00:00", {"to_stage": "stage3"})])
+    async with pool.acquire() as conn:  # as if intake began keeping stories after these were recorded
+        await conn.execute("UPDATE intake_cases_since SET seq = (SELECT max(seq) FROM events)")
+    try:
+        async with running(IntakeWorker, settings):
+            await send_events(settings, [
+                cloudevent("complaint.acknowledged", case, "2026-03-05T10:00:00+00:00", {"stage": "stage2"}),
+                cloudevent("complaint.escalated", case, "2026-03-05T11:00:00+00:00", {"to_stage": "stage2"})])
+            letters = await dead_letters(settings, case, 1)
+            await eventually(lambda: has_events(pool, case, 4))
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute("UPDATE intake_cases_since SET seq = 0")
+    # the acknowledgement names stage2 while the case is at stage1 (the recorded stage3 escalation is refused)
+    assert letters[0]["reason"] == "not_allowed" and "the case is at stage stage1" in letters[0]["detail"]
+    assert [e.type for e in await history(pool, case)][-1] == "complaint.escalated"
+    async with pool.acquire() as conn:
+        kept = await conn.fetchval("SELECT acts::text FROM intake_cases WHERE subject = $1", case)
+    assert [a["type"] for a in json.loads(kept)] == ["complaint.received", "complaint.responded",
+                                                    "complaint.escalated"]
+    assert json.loads(kept)[-1]["data"] == {"to_stage": "stage2"}

@@ -7,3 +7,9 @@ CREATE TABLE intake_cases (
     subject text  PRIMARY KEY,
     acts    jsonb NOT NULL
 );
+
+-- The history's last seq when intake began keeping stories: a case with no row whose events are all
+-- later than this has no story to rebuild (every act since was judged here), so intake only reads the
+-- recorded acts of a case that may predate the table.
+CREATE TABLE intake_cases_since (seq bigint NOT NULL);
+INSERT INTO intake_cases_since SELECT coalesce(max(seq), 0) FROM events;
