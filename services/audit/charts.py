@@ -12,6 +12,7 @@ matplotlib.use("Agg")  # no display: the charts are written, never shown
 
 from matplotlib import pyplot  # noqa: E402  (the backend must be chosen first)
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 matplotlib.rcParams["svg.fonttype"] = "path"  # text as outlines: the page needs no font to show it
 matplotlib.rcParams["svg.hashsalt"] = "casefeedback"  # the same data draws the same SVG
@@ -27,8 +28,9 @@ def _svg(figure: Figure) -> str:
 
 
 def bars(title: str, series: Mapping[str, Mapping[str, float]], percent: bool = False,
-         target: float | None = None) -> str:
-    """Grouped horizontal bars: one group per category, one bar per series (this period, the previous)."""
+         target: float | None = None, axis: str = "number") -> str:
+    """Grouped horizontal bars: one group per category, one bar per series (this period, the previous); the
+    axis is in percent for shares, else in whole numbers (`axis` names what it counts)."""
     categories = list(dict.fromkeys(k for values in series.values() for k in values))
     height = 0.8 / max(len(series), 1)
     figure, axes = pyplot.subplots(figsize=(7.0, 0.5 + 0.45 * max(len(categories), 1) * max(len(series), 1)))
@@ -41,7 +43,10 @@ def bars(title: str, series: Mapping[str, Mapping[str, float]], percent: bool = 
     axes.set_yticks([c + height * (len(series) - 1) / 2 for c in range(len(categories))], labels=categories)
     axes.invert_yaxis()
     axes.set_title(title, loc="left", fontsize=11)
-    axes.set_xlabel("%" if percent else "number")
+    axes.set_xlabel("%" if percent else axis)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # no 2.5 complaints, nor 12.5% steps
+    if percent:
+        axes.set_xlim(0, 100)  # a share reads against the whole
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     axes.spines[["top", "right"]].set_visible(False)
     return _svg(figure)

@@ -1,5 +1,13 @@
 """The SPSO complaints performance indicators (contract section 10): a pure fold over the history's events.
 
+Cases are read through the one judgement (`services.cases.rules.judge`, contract 11.1), as the period
+report reads them: an act recorded under contract 1.1 that the judgement refuses (an escalation to a
+stage the procedure lacks, a response at a stage the case is not at) is skipped, and each case's stage,
+outcome and closure are its `Story`'s. The indicators cover the cases of the procedures whose file
+names `model: spso` (listed in the output's `procedures`); cases of any other procedure (Dundee's 2011
+procedure, counted in calendar days; England's) are in no indicator and are counted apart, per
+procedure, in `left_out` (received and closed in the period, by the same rules).
+
 Definitions, each with its denominator (docs/indicators.md sets them beside the period report's):
 - `received`: complaints whose `complaint.received` falls in the period; per 1,000 of the population.
 - Everything else counts complaints **closed** in the period, as the history stood at its end: a
@@ -24,38 +32,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from schemas.times import event_time
 from services.audit.report import Period
+from services.cases import rules
+from services.cases.story import JUDGED_TYPES, Case, Refusal, Story, act_of
 from services.common.figures import OUTCOMES, rate
 from services.deadlines.procedures import Procedure, ProcedureBook
 
 BUCKETS = ("stage1", "stage2", "escalated")
+MODEL = "spso"  # the procedures' `model` whose cases the indicators count
 
 
-@dataclass
-class Case:
-    """What the indicators need of one complaint."""
+def covered(book: ProcedureBook) -> list[str]:
+    """The ids of the procedures the indicators cover: those whose current file names `model: spso`."""
+    return [i for i in book.ids() if (p := book.current(i)) is not None and p.model == MODEL]
 
-    procedure: Procedure
-    stage: str
-    started: datetime  # receipt, or the latest escalation
-    escalated: bool = False
-    closing: tuple[datetime, str] | None = None  # the current stage's response: time and outcome
-    extended: set[str] = field(default_factory=set)  # stages with an agreed extension
 
-    @property
-    def first_stage(self) -> str:
-        return self.procedure.stages[0].id
-
-    def bucket(self) -> str:
-        """`stage1`, `stage2` or `escalated` (contract section 10)."""
-        if self.stage == self.first_stage:
-            return "stage1"
-        return "escalated" if self.escalated else "stage2"
+def bucket(story: Story, procedure: Procedure) -> str:
+    """`stage1`, `stage2` or `escalated` (contract section 10), from the stages the case's story passed."""
+    first = procedure.stages[0].id
+    if story.stage == first:
+        return "stage1"
+    return "escalated" if story.visits[0].stage == first else "stage2"
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,21 @@ class IndicatorBuilder:
     period: Period
     book: ProcedureBook
     population: int | None = None
-    cases: dict[str, Case] = field(default_factory=dict)
-    received: int = 0
+    cases: dict[str, Case] = field(default_factory=dict)  # every case's story, from its admitted acts
 
     def add(self, body: dict[str, Any]) -> None:
-        """Take one event into account (events after the period's end are ignored)."""
+        """Take one event into account: a case act the judgement admits (acts after the period's end are
+        ignored, and so is every other type)."""
+        if body.get("type") not in JUDGED_TYPES:
+            return
         moment = event_time(body)
-        handler = HANDLERS.get(str(body.get("type")))
-        if handler is not None and moment <= self.period.last_instant:
-            handler(self, body, moment)
+        act = act_of(body, moment)
+        if act is None or moment > self.period.last_instant:
+            return
+        subject = str(body["subject"])
+        told = rules.judge(self.cases.get(subject, Case()), act, self.book)
+        if not isinstance(told, Refusal):
+            self.cases[subject] = told
 
     def add_all(self, bodies: Iterable[dict[str, Any]]) -> IndicatorBuilder:
         """Take every event into account; returns self for chaining."""
@@ -99,19 +106,29 @@ class IndicatorBuilder:
             self.add(body)
         return self
 
+    def stories(self) -> list[tuple[Story, Procedure]]:
+        """Every received case's story with the procedure version it keeps."""
+        return [(c.story, self.book.get(c.story.procedure)) for c in self.cases.values() if c.story is not None]
+
+    def closes(self, story: Story) -> bool:
+        """Whether the response that ends the case (its current stage's) was given in the period."""
+        responded = story.visit.responded
+        return responded is not None and self.period.contains(responded)
+
     def closures(self) -> list[Closure]:
-        """The complaints closed in the period."""
-        return [_closure(c) for c in self.cases.values()
-                if c.closing is not None and self.period.contains(c.closing[0])]
+        """The complaints of the covered procedures closed in the period."""
+        ids = set(covered(self.book))
+        return [_closure(s, p) for s, p in self.stories() if p.id in ids and self.closes(s)]
 
     def result(self) -> dict[str, Any]:
-        """The indicators as contract section 10's JSON."""
+        """The indicators as contract section 10's JSON, plus the procedures covered and those left out."""
         closed = self.closures()
+        received = self._received()
         by_bucket = {b: [c for c in closed if c.bucket == b] for b in BUCKETS}
         return {
             "period": {"from": self.period.start.isoformat(), "to": self.period.end.isoformat()},
             "population": self.population,
-            "received": {"total": self.received, "per_1000": self._per_1000(self.received)},
+            "received": {"total": received, "per_1000": self._per_1000(received)},
             "closed": {"total": len(closed), "per_1000": self._per_1000(len(closed)),
                        **{b: _share(len(cs), len(closed)) for b, cs in by_bucket.items()}},
             "outcomes": {b: {o: _share(sum(c.outcome == o for c in cs), len(cs)) for o in OUTCOMES}
@@ -120,7 +137,25 @@ class IndicatorBuilder:
                                      for b, cs in by_bucket.items()},
             "within_timescale": {b: _share(sum(c.within for c in cs), len(cs)) for b, cs in by_bucket.items()},
             "extended": {b: _share(sum(c.extended for c in cs), len(cs)) for b, cs in by_bucket.items()},
+            "procedures": covered(self.book),
+            "left_out": self._left_out(),
         }
+
+    def _received(self) -> int:
+        ids = set(covered(self.book))
+        return sum(p.id in ids and self.period.contains(s.received) for s, p in self.stories())
+
+    def _left_out(self) -> dict[str, dict[str, int]]:
+        """Per procedure the indicators do not cover: its complaints received and closed in the period."""
+        ids = set(covered(self.book))
+        out: dict[str, dict[str, int]] = {}
+        for s, p in self.stories():
+            if p.id in ids:
+                continue
+            counts = out.setdefault(p.id, {"received": 0, "closed": 0})
+            counts["received"] += self.period.contains(s.received)
+            counts["closed"] += self.closes(s)
+        return {i: c for i, c in sorted(out.items()) if c["received"] or c["closed"]}
 
     def _per_1000(self, count: int) -> float | None:
         return one_place(count * 1000, self.population) if self.population else None
@@ -130,54 +165,17 @@ def _share(count: int, denominator: int) -> dict[str, Any]:
     return {"count": count, "share": rate(count, denominator)}
 
 
-def _closure(case: Case) -> Closure:
-    assert case.closing is not None
-    at, outcome = case.closing
-    calendar = case.procedure.case_calendar()
-    start, end = calendar.local_date(case.started), calendar.local_date(at)
-    stage = case.procedure.stage(case.stage)
+def _closure(story: Story, procedure: Procedure) -> Closure:
+    """The closing stage's figures: working days from its start to its response, against its own timescale."""
+    visit = story.visit
+    assert visit.responded is not None
+    calendar = procedure.case_calendar()
+    start, end = calendar.local_date(visit.entered), calendar.local_date(visit.responded)
+    stage = procedure.stage(visit.stage)
     timescale = stage.timescales() if stage is not None else []
     within = all(end <= calendar.add_period(start, n, unit) for kind, n, unit in timescale if kind == "respond")
-    return Closure(case.bucket(), outcome, calendar.days_between(start, end), within, case.stage in case.extended)
-
-
-def _received(b: IndicatorBuilder, body: dict[str, Any], moment: datetime) -> None:
-    subject, data = str(body["subject"]), body["data"]
-    procedure = b.book.current(data.get("procedure"))
-    if subject in b.cases or procedure is None:
-        return
-    stage = procedure.serious_stage if data.get("serious") else str(data["stage"])
-    b.cases[subject] = Case(procedure, stage, moment)
-    b.received += b.period.contains(moment)
-
-
-def _escalated(b: IndicatorBuilder, body: dict[str, Any], moment: datetime) -> None:
-    case = b.cases.get(str(body["subject"]))
-    if case is None:
-        return
-    case.escalated = case.escalated or case.stage == case.first_stage
-    case.stage, case.started, case.closing = str(body["data"]["to_stage"]), moment, None
-
-
-def _responded(b: IndicatorBuilder, body: dict[str, Any], moment: datetime) -> None:
-    case = b.cases.get(str(body["subject"]))
-    if case is not None and body["data"].get("stage") == case.stage:
-        case.closing = (moment, str(body["data"]["outcome"]))
-
-
-def _extended(b: IndicatorBuilder, body: dict[str, Any], moment: datetime) -> None:
-    case = b.cases.get(str(body["subject"]))
-    if case is not None:
-        case.extended.add(str(body["data"]["stage"]))
-
-
-# Event type -> what it changes in the indicators; every other type leaves them as they are.
-HANDLERS = {
-    "complaint.received": _received,
-    "complaint.escalated": _escalated,
-    "complaint.responded": _responded,
-    "complaint.extension_agreed": _extended,
-}
+    return Closure(bucket(story, procedure), str(visit.outcome), calendar.days_between(start, end), within,
+                   visit.extended_to is not None)
 
 
 def build_indicators(bodies: Iterable[dict[str, Any]], period: Period, book: ProcedureBook,

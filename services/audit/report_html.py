@@ -17,7 +17,7 @@ from typing import Any
 
 from services.audit import charts
 from services.audit.report import Period, ReportBuilder
-from services.audit.report_markdown import percent
+from services.audit.report_markdown import percent, points
 from services.common.figures import DECIDED, UPHELD
 
 Counts = Mapping[str, tuple[int, int]]  # rate name -> (numerator, denominator)
@@ -29,12 +29,13 @@ h1 { font-size: 1.6rem; border-bottom: 2px solid #1f5f8b; padding-bottom: .3rem;
 h2 { font-size: 1.25rem; margin-top: 2rem; color: #1f5f8b; }
 table { border-collapse: collapse; margin: .8rem 0 1.2rem; min-width: 28rem; }
 th, td { border: 1px solid #bbb; padding: .25rem .6rem; text-align: left; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 th { background: #eef3f7; }
 figure { margin: 1rem 0 1.6rem; }
 figure svg { max-width: 100%; height: auto; }
 figcaption { font-size: .9rem; color: #555; }
 .note { font-size: .9rem; color: #555; }
+.provisional { border-left: 4px solid #c0392b; background: #fbeeec; padding: .5rem .8rem; }
 """
 
 
@@ -171,22 +172,33 @@ def _compliments_section(report: dict[str, Any], previous: dict[str, Any] | None
     return out + [figure(charts.bars("Compliments by service area", series), "Compliments by service area")]
 
 
+def _change(this: int | float | None, before: int | float | None, rate: bool) -> str:
+    """The change from the previous period: a count's difference, a rate's in percentage points."""
+    if rate:
+        return points(this, before)
+    if this is None or before is None:
+        return "n/a"
+    return f"{this - before:+,}" if this != before else "0"
+
+
 def _comparison(report: dict[str, Any], previous: dict[str, Any] | None) -> list[str]:
     if previous is None:
         return []
     c, p = report["complaints"], previous["complaints"]
-    rows = [("Complaints", c["total"], p["total"]), ("Compliments", report["compliments"]["total"],
-                                                      previous["compliments"]["total"]),
-            ("Upheld", percent(c["upheld_rate"]), percent(p["upheld_rate"])),
-            ("Acknowledged within target", percent(c["acknowledged_within_target_rate"]),
-             percent(p["acknowledged_within_target_rate"])),
-            ("Responded within target", percent(c["responded_within_target_rate"]),
-             percent(p["responded_within_target_rate"]))]
-    body = "".join(f"<tr><th>{_e(n)}</th><td class=\"n\">{_e(a)}</td><td class=\"n\">{_e(b)}</td></tr>"
-                   for n, a, b in rows)
+    rows: list[tuple[str, Any, Any, bool]] = [
+        ("Complaints", c["total"], p["total"], False),
+        ("Compliments", report["compliments"]["total"], previous["compliments"]["total"], False),
+        ("Upheld", c["upheld_rate"], p["upheld_rate"], True),
+        ("Acknowledged within target", c["acknowledged_within_target_rate"], p["acknowledged_within_target_rate"],
+         True),
+        ("Responded within target", c["responded_within_target_rate"], p["responded_within_target_rate"], True)]
+    body = "".join(f"<tr><th>{_e(n)}</th><td class=\"n\">{_e(percent(a) if r else a)}</td>"
+                   f"<td class=\"n\">{_e(percent(b) if r else b)}</td><td class=\"n\">{_e(_change(a, b, r))}</td></tr>"
+                   for n, a, b, r in rows)
     return ["<h2>Compared with the previous period</h2>",
             f"<table><tr><th></th><th>{_e(_period(report['period']))}</th><th>{_e(_period(previous['period']))}"
-            f"</th></tr>{body}</table>"]
+            f"</th><th>change</th></tr>{body}</table>",
+            "<p class=\"note\">A change of a rate is in percentage points: from 70% to 35% is -35 points.</p>"]
 
 
 def _learning_section(report: dict[str, Any], counts: Counts) -> list[str]:
@@ -200,22 +212,85 @@ def _learning_section(report: dict[str, Any], counts: Counts) -> list[str]:
             "</table>"]
 
 
+def _by_area(heading: str, path: str, counts_by_area: Mapping[str, Mapping[str, int]], what: str,
+             name: Any) -> list[str]:
+    """One table per section: each service area's counts (themes, learning actions), tagged with their paths."""
+    if not counts_by_area:
+        return []
+    rows = "".join(f"<tr><th>{_e(label(area))}</th><td>{_e(name(key))}</td>{count_cell(f'{path}.{area}.{key}', n)}"
+                   "</tr>" for area, counts in counts_by_area.items() for key, n in counts.items())
+    return [f"<h2>{_e(heading)}</h2>",
+            f"<table><tr><th>service area</th><th>{_e(what)}</th><th>number</th></tr>{rows}</table>"]
+
+
+def _themes_section(report: dict[str, Any]) -> list[str]:
+    return _by_area("Themes by service area", "themes", report.get("themes", {}), "theme",
+                    lambda t: label(t).lower())
+
+
+def _actions_section(report: dict[str, Any]) -> list[str]:
+    out = _by_area("Learning actions by service area", "learning_actions", report.get("learning_actions", {}),
+                   "level and state", lambda key: key.replace(".", " "))
+    return out + ['<p class="note">Actions added to learning plans (opened) and completed in the period.</p>'] \
+        if out else []
+
+
+def _benchmark_cell(i: int, bench: Mapping[str, Any] | None) -> str:
+    if not bench:
+        return '<td class="n">-</td>'
+    value = bench["value"]
+    return (f'<td class="n" data-figure="satisfaction.{i}.benchmark.value" data-value="{value!r}">'
+            f"{_e(percent(value))} ({_e(bench['label'])})</td>")
+
+
+def _target_cell(i: int, row: Mapping[str, Any]) -> str:
+    target = row.get("target")
+    if target is None:
+        return '<td class="n">-</td>'
+    gap = f" ({points(row['ratio'], target)})" if row["ratio"] is not None else ""
+    return (f'<td class="n" data-figure="satisfaction.{i}.target" data-value="{target!r}">'
+            f"{_e(percent(target))}{_e(gap)}</td>")
+
+
+def _respondent_rows(rows: list[dict[str, Any]]) -> list[str]:
+    """Each question's result per respondent group, as the Markdown gives them (users and carers apart)."""
+    cells = [(r["text"] or r["question"], g, f"satisfaction.{i}.by_respondent_type.{g}.ratio", v)
+             for i, r in enumerate(rows) for g, v in (r.get("by_respondent_type") or {}).items()]
+    body = "".join(f"<tr><td>{_e(text)}</td><th>{_e(label(g).lower())}</th>"
+                   f"{rate_cell(path, v['ratio'], v['positive'], v['responses'])}</tr>" for text, g, path, v in cells)
+    if not body:
+        return []
+    return ["<h3>By respondent type</h3>",
+            "<table><tr><th>question</th><th>respondent type</th><th>satisfied</th></tr>" + body + "</table>"]
+
+
 def _satisfaction_section(rows: list[dict[str, Any]]) -> list[str]:
     if not rows:
         return []
     body = "".join(f"<tr><th>{_e(r['survey'])}</th><td>{_e(r['text'] or r['question'])}</td>"
+                   f"{count_cell(f'satisfaction.{i}.responses', r['responses'])}"
                    f"{rate_cell(f'satisfaction.{i}.ratio', r['ratio'], r['positive'], r['responses'])}"
-                   f"<td class=\"n\">{percent(r.get('target'))}</td></tr>" for i, r in enumerate(rows))
+                   f"{_target_cell(i, r)}{_benchmark_cell(i, r.get('benchmark'))}</tr>" for i, r in enumerate(rows))
     return ["<h2>Customer satisfaction</h2>",
-            "<table><tr><th>survey</th><th>question</th><th>satisfied</th><th>target</th></tr>" + body + "</table>"]
+            "<table><tr><th>survey</th><th>question</th><th>answers</th><th>satisfied</th>"
+            "<th>target (difference)</th><th>benchmark</th></tr>" + body + "</table>",
+            '<p class="note">Each question on its own scale: results are never averaged across questions. The '
+            "difference from the target is in percentage points.</p>", *_respondent_rows(rows)]
+
+
+def provisional(note: str | None) -> list[str]:
+    """The warning that the period has not ended (its figures will change), or nothing."""
+    return [f'<p class="provisional"><strong>Provisional.</strong> {_e(note)}</p>'] if note else []
 
 
 def render_report_html(report: dict[str, Any], previous: dict[str, Any] | None = None,
-                       counts: Counts | None = None) -> str:
-    """The period report as one page; `previous` is the previous period's report, `counts` the rates' parts."""
+                       counts: Counts | None = None, unfinished: str | None = None) -> str:
+    """The period report as one page; `previous` is the previous period's report, `counts` the rates' parts,
+    `unfinished` the note that the period has not ended (`cli.report.unfinished_note`)."""
     counts = counts or {}
     title = f"Complaints and compliments report, {_period(report['period'])}"
-    body = _complaints_section(report, previous, counts) + _compliments_section(report, previous)
-    body += _comparison(report, previous) + _learning_section(report, counts)
+    body = provisional(unfinished) + _complaints_section(report, previous, counts) + _themes_section(report)
+    body += _compliments_section(report, previous) + _comparison(report, previous)
+    body += _learning_section(report, counts) + _actions_section(report)
     body += _satisfaction_section(report.get("satisfaction", []))
     return page(title, body)

@@ -14,6 +14,16 @@ def percent(value: float | None) -> str:
     return f"{value * 100:.1f}".removesuffix(".0") + "%"
 
 
+def points(value: float | None, reference: float | None) -> str:
+    """The change from `reference` to `value`, two rates, in percentage points (`+7.5 points`, `-35 points`),
+    never as a percentage (a fall from 70% to 35% is 35 points, not 35% nor 50%); 'n/a' without both."""
+    if value is None or reference is None:
+        return "n/a"
+    change = round((value - reference) * 100, 1)
+    shown = f"{abs(change):.1f}".removesuffix(".0")
+    return "0 points" if change == 0 else f"{'+' if change > 0 else '-'}{shown} points"
+
+
 def _label(key: str) -> str:
     """`childrens_services` -> `Childrens services`, `level1` -> `Level 1`."""
     return re.sub(r"([a-z])(\d)", r"\1 \2", key.replace("_", " ")).capitalize()
@@ -84,9 +94,7 @@ def _satisfaction_line(row: dict[str, Any]) -> str:
     line = (f"| {row['survey']} | {row['question']} | {row['responses']} | {percent(row['ratio'])} "
             f"({row['positive']} of {row['responses']}) |")
     target = row.get("target")
-    gap = ""
-    if target is not None and row["ratio"] is not None:
-        gap = f" ({'+' if row['ratio'] >= target else '-'}{percent(abs(row['ratio'] - target))})"
+    gap = f" ({points(row['ratio'], target)})" if target is not None and row["ratio"] is not None else ""
     line += f" {percent(target) + gap if target is not None else '-'} |"
     bench = row.get("benchmark")
     return line + (f" {percent(bench['value'])} ({bench['label']}) |" if bench else " - |")

@@ -7,7 +7,8 @@ import argparse
 import asyncio
 import json
 import os
-from datetime import datetime
+import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from services.audit.indicators_page import render_indicators_html, render_indica
 from services.audit.report import Period
 from services.audit.report_html import previous_period
 from services.cli.arguments import day, instant
-from services.cli.report import write_out
+from services.cli.report import unfinished_note, write_out
 from services.common.errors import ConfigurationError
 from services.common.settings import Settings
 from services.deadlines.procedure_files import load_book
@@ -72,10 +73,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     period, people = Period(args.start, args.end), population(args.population, dict(os.environ))
     periods = [period, previous_period(period)] if args.format == "html" else [period]
     results = asyncio.run(compute(settings.with_running_system(), periods, people, args.recorded_by))
+    unfinished = unfinished_note(period, datetime.now(timezone.utc))
     if args.format == "html":
-        write_out(render_indicators_html(results[0], results[1]), args.output)
+        write_out(render_indicators_html(results[0], results[1], unfinished), args.output)
     elif args.format == "markdown":
-        write_out(render_indicators_markdown(results[0]), args.output)
+        write_out((f"> {unfinished}\n\n" if unfinished else "") + render_indicators_markdown(results[0]), args.output)
     else:
         write_out(json.dumps(results[0], indent=2) + "\n", args.output)
+        if unfinished:  # beside the JSON, as `report` says it
+            print(f"casefeedback indicators: {unfinished}", file=sys.stderr)
     return 0

@@ -62,10 +62,11 @@ async def compute_builders(settings: Settings, periods: list[Period],
         await conn.close()
 
 
-def html_page(settings: Settings, period: Period, recorded_by: datetime | None) -> str:
-    """The report page: this period, its rates' counts, and the previous period of the same length."""
+def html_page(settings: Settings, period: Period, recorded_by: datetime | None, now: datetime) -> str:
+    """The report page: this period, its rates' counts, the previous period of the same length, and the
+    note that the period has not ended by `now` where it has not."""
     this, before = asyncio.run(compute_builders(settings, [period, previous_period(period)], recorded_by))
-    return render_report_html(this.result(), before.result(), rate_counts(this))
+    return render_report_html(this.result(), before.result(), rate_counts(this), unfinished_note(period, now))
 
 
 def write_out(text: str, output: Path | None) -> None:
@@ -84,7 +85,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError(f"--from {args.start} is after --to {args.end}")
     period = Period(args.start, args.end)
     if args.format == "html":
-        write_out(html_page(settings.with_running_system(), period, args.recorded_by), args.output)
+        write_out(html_page(settings.with_running_system(), period, args.recorded_by, datetime.now(timezone.utc)),
+                  args.output)
         return 0
     builder, = asyncio.run(compute_builders(settings.with_running_system(), [period], args.recorded_by))
     report = builder.result()

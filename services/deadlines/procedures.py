@@ -105,6 +105,9 @@ class Procedure(_Model):
     id: str = Ident
     version: Days = Field(ge=1)
     title: str = Field(min_length=1, max_length=200)
+    # The published model the procedure follows (`spso`: the SPSO model complaints handling procedure), which
+    # says whose performance indicators its cases count in; None for a procedure of its own.
+    model: str | None = Field(default=None, min_length=1, max_length=50, pattern=r"^[a-z0-9_\-]+$")
     source: str = Field(default="", max_length=500)
     notes: str = Field(default="", max_length=4000)
     calendar: CalendarSpec
@@ -124,12 +127,13 @@ class Procedure(_Model):
 
     @cached_property
     def key(self) -> str:
-        """`id@version#hash`: names exactly this document (computed once: the model is frozen)."""
-        return f"{self.id}@{self.version}#{document_hash(self.document())[:12]}"
+        """`id@version#hash`: names exactly this document's rules (computed once: the model is frozen). `model`
+        moves no deadline, so it is left out: naming the model a file follows keeps its cases' version."""
+        return f"{self.id}@{self.version}#{document_hash(self.model_dump(mode='json', exclude={'model'}))[:12]}"
 
     def document(self) -> dict[str, Any]:
-        """The document as JSON-ready data (what the database stores)."""
-        return self.model_dump(mode="json")
+        """The document as JSON-ready data (what the database stores); `model` only where one is named."""
+        return self.model_dump(mode="json", exclude={"model"} if self.model is None else None)
 
     def stage_ids(self) -> list[str]:
         """Stage ids in procedure order."""

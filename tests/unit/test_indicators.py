@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from services.audit.indicators import build_indicators
+from services.audit.indicators import BUCKETS, build_indicators
 from services.audit.indicators_page import render_indicators_markdown
-from services.audit.report import Period
+from services.audit.report import Period, build_report
+from services.common.figures import OUTCOMES
+from services.common.settings import load_settings
 from services.deadlines.calendar import add_working_days
 from services.deadlines.procedure_files import load_book
 
@@ -142,3 +144,54 @@ def test_closed_means_the_last_response_and_extensions_count_at_the_closing_stag
     assert ind["closed"]["stage2"] == {"count": 0, "share": 0.0}
     assert ind["outcomes"]["stage2"]["upheld"] == {"count": 0, "share": None}
     assert ind["average_working_days"]["stage2"] is None
+
+
+def test_the_indicators_cover_the_spso_model_procedures_and_count_the_others_apart() -> None:
+    """SPSO indicators count cases of procedures whose file says `model: spso`; a Dundee 2011 case (calendar
+    days) and an England children's case are left out of every indicator and counted apart."""
+    h = History()
+    h.received("spso", at(date(2026, 3, 2)))
+    h.responded("spso", at(date(2026, 3, 4)), "stage1", "upheld")
+    for subject, procedure, stage in (("dundee", "dundee-2011", "level1"), ("england", "england-children-2006",
+                                                                           "stage1")):
+        h.add("complaint.received", subject, at(date(2026, 3, 2)), service_area="general", channel="phone",
+              stage=stage, serious=False, procedure=procedure)
+        h.responded(subject, at(date(2026, 3, 3)), stage, "not_upheld")
+    h.add("complaint.received", "dundee-open", at(date(2026, 3, 9)), service_area="general", channel="phone",
+          stage="level1", serious=False, procedure="dundee-2011")
+    ind = build_indicators(h.ordered(), Period(date(2026, 3, 1), date(2026, 3, 31)), BOOK, population=1000)
+    assert ind["procedures"] == ["spso-mchp"]
+    assert ind["received"] == {"total": 1, "per_1000": 1.0}
+    assert ind["closed"]["total"] == 1 and ind["outcomes"]["stage1"]["not_upheld"]["count"] == 0
+    assert ind["left_out"] == {"dundee-2011": {"received": 2, "closed": 1},
+                               "england-children-2006": {"received": 1, "closed": 1}}
+    markdown = render_indicators_markdown(ind)
+    assert "Covers the complaints of the procedures that follow the SPSO model: spso-mchp." in markdown
+    assert "Left out (other procedures): dundee-2011 2 received, 1 closed; england-children-2006 1 received, " \
+           "1 closed." in markdown
+
+
+def test_an_act_the_judgement_refuses_is_skipped_by_the_indicators_as_by_the_report() -> None:
+    """Contract 11.1: a history recorded under 1.1 may hold an escalation to `stage3` of an spso-mchp case (no
+    such stage) or a response at a stage the case is not at; the judgement refuses both, so the case stays
+    closed at stage 1, upheld, in the report and in the indicators alike."""
+    h = History()
+    h.received("a", at(date(2026, 3, 2)))
+    h.responded("a", at(date(2026, 3, 4)), "stage1", "upheld")
+    h.add("complaint.escalated", "a", at(date(2026, 3, 6)), to_stage="stage3")  # refused: no stage3
+    h.received("b", at(date(2026, 3, 2)))
+    h.responded("b", at(date(2026, 3, 3)), "stage2", "upheld")  # refused: b is at stage1
+    h.responded("b", at(date(2026, 3, 5)), "stage1", "not_upheld")
+    h.received("c", at(date(2026, 3, 2)))
+    h.responded("c", at(date(2026, 3, 3)), "stage1", "not_upheld")
+    h.add("complaint.escalated", "c", at(date(2026, 3, 4)), to_stage="stage2")
+    h.responded("c", at(date(2026, 3, 20)), "stage2", "upheld")
+    h.add("complaint.escalated", "c", at(date(2026, 3, 23)), to_stage="stage1")  # refused: not a later stage
+    period = Period(date(2026, 3, 1), date(2026, 3, 31))
+    report = build_report(h.ordered(), period, BOOK, load_settings({}).labels)["complaints"]
+    ind = build_indicators(h.ordered(), period, BOOK)
+    assert report["outcomes"]["upheld"] == 2 and report["outcomes"]["ongoing"] == 0
+    decided = sum(report["outcomes"][o] for o in OUTCOMES)
+    assert ind["closed"]["total"] == decided == 3
+    assert sum(ind["outcomes"][b]["upheld"]["count"] for b in BUCKETS) == report["outcomes"]["upheld"]
+    assert ind["closed"]["stage1"]["count"] == 2 and ind["closed"]["escalated"]["count"] == 1

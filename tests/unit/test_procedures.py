@@ -87,3 +87,20 @@ def test_escalation_rules_come_from_the_file() -> None:
     assert "may not be bypassed" in (dundee.escalation_refusal("level1", "director") or "")
     assert "last stage" in (dundee.escalation_refusal("committee", "committee") or "")
     assert "not a stage" in (dundee.escalation_refusal("level1", "stage2") or "")
+
+
+def test_the_model_a_procedure_follows_is_data_and_moves_no_case_to_another_version() -> None:
+    """`model: spso` says whose published indicators a procedure's cases count in (read by `indicators`);
+    it moves no deadline, so it is not part of the version's key."""
+    book = load_book()
+    models = {i: book.current(i).model for i in book.ids()}  # type: ignore[union-attr]
+    assert models["spso-mchp"] == "spso"
+    assert [models[i] for i in ("dundee-2011", "england-asc-2009", "england-children-2006")] == [None, None, None]
+    raw = _raw()
+    with_model = parse_procedure(raw, "spso.yaml")
+    raw.pop("model")
+    without = parse_procedure(raw, "spso.yaml")
+    assert with_model.key == without.key and without.model is None
+    assert "model" not in without.document() and with_model.document()["model"] == "spso"
+    with pytest.raises(ProcedureError, match="model"):
+        parse_procedure({**raw, "model": "SPSO model!"}, "spso.yaml")

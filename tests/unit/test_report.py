@@ -223,7 +223,7 @@ def test_markdown_reads_like_the_seed_annual_report() -> None:
     assert "Acknowledgement targets were achieved in 98.3% of cases" in text
     assert "in 90.4%." in text
     assert "The department recorded 131 compliments" in text
-    assert "| 40 | 97.5% (39 of 40) | 90% (+7.5%) | 84% (Scotland) |" in text
+    assert "| 40 | 97.5% (39 of 40) | 90% (+7.5 points) | 84% (Scotland) |" in text
     assert "### Themes by service area" in text and "staff attitude" in text
     assert ("- overall (Overall, were you satisfied with the service?): carer 90% (9 of 10); "
             "service user 100% (30 of 30)") in text
