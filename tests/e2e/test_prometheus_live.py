@@ -235,4 +235,4 @@ def test_the_satisfaction_panel_equals_the_report_on_the_same_history(system: tu
 def _panels() -> list[tuple[str, str, list[tuple[str, str]]]]:
     from deploy.grafana.build_dashboards import DASHBOARDS
 
-    return [(uid, title, targets) for uid, (_, ps) in DASHBOARDS.items() for title, _, _, targets in ps]
+    return [(uid, p.title, p.targets) for uid, (_, ps) in DASHBOARDS.items() for p in ps]

@@ -60,7 +60,7 @@ def live_satisfaction(history: list[dict[str, Any]]) -> tuple[dict[Any, int], di
 
 
 def test_the_dashboards_upheld_rate_divides_the_reports_numerator_by_its_denominator() -> None:
-    panels = {title: targets for _, (_, ps) in DASHBOARDS.items() for title, _, _, targets in ps}
+    panels = {p.title: p.targets for _, (_, ps) in DASHBOARDS.items() for p in ps}
     expr = panels["Upheld rate (365 days)"][0][0]
     assert 'outcome=~"upheld"' in expr.split(" / ")[0], "partially upheld is not upheld"
     assert 'outcome=~"upheld|partially_upheld|not_upheld|resolved"' in expr.split(" / ")[1]
