@@ -76,7 +76,8 @@ TOPIC_DOCS = {
     "feedback.learning": "learning.action.* and learning.plan.submitted from managers' forms",
     TOPIC_DEADLETTER: "every refused record, with why (contract section 5)",
     TOPIC_EVENTS: "the accepted, de-duplicated history: every accepted inbound event and every derived event",
-    TOPIC_ALERTS: "deadline.warning, deadline.breached and learning.stage.overdue",
+    TOPIC_ALERTS: "deadline.warning, deadline.breached, learning.stage.overdue and deadline.breach_withdrawn "
+                  "(a breach an act recorded later showed was met in time)",
 }
 
 

@@ -248,6 +248,15 @@ class DeadlineMet(DeadlinePayload):
     late: StrictBool
 
 
+class DeadlineBreachWithdrawn(DeadlinePayload):
+    """Contract 11.2: an act recorded after a breach showed the deadline was met in time."""
+
+    breached_id: str = Field(min_length=1, max_length=200, json_schema_extra=SINGLE_LINE,
+                             description="the id of the deadline.breached (learning: learning.stage.overdue) "
+                                         "it withdraws")
+    met_at: Rfc3339DateTime = Field(description="when the act that met the deadline happened (on or before due)")
+
+
 class LearningStageDue(Payload):
     due: Rfc3339DateTime
 

@@ -49,12 +49,14 @@ DERIVED_TYPES: dict[str, type[p.Payload]] = {
     "deadline.warning": p.DeadlinePayload,
     "deadline.breached": p.DeadlinePayload,
     "deadline.met": p.DeadlineMet,
+    "deadline.breach_withdrawn": p.DeadlineBreachWithdrawn,
     "learning.stage.opened": p.LearningStageDue,
     "learning.stage.overdue": p.LearningStageDue,
     "learning.stage.completed": p.LearningStageCompleted,
 }
 
-ALERT_TYPES = frozenset({"deadline.warning", "deadline.breached", "learning.stage.overdue"})
+ALERT_TYPES = frozenset({"deadline.warning", "deadline.breached", "learning.stage.overdue",
+                         "deadline.breach_withdrawn"})
 
 ALL_TYPES: dict[str, type[p.Payload]] = {
     **{t: model for t, (model, _) in INBOUND_TYPES.items()},

@@ -30,11 +30,14 @@ SAT = ("casefeedback_satisfaction_positive", "casefeedback_satisfaction_response
 TIMELY = ("casefeedback_timeliness_met", "casefeedback_timeliness_counted")
 TARGET = "max by (survey, question) (casefeedback_satisfaction_target_ratio)"
 BENCH = "max by (survey, question, benchmark) (casefeedback_satisfaction_benchmark_ratio)"
-# Breaches in the last hour in whole numbers, as the CasefeedbackDeadlineBreached alert counts them: the
-# counter is read from the history and only grows, so largest minus smallest is exact (increase()
-# extrapolates one breach to 1.1).
-BREACHES_1H = ("sum by (procedure, stage, kind) ( max_over_time(casefeedback_deadlines_breached_total[1h]) "
-               "- min_over_time(casefeedback_deadlines_breached_total[1h]) )")
+# Breaches per series net of withdrawals (contract 11.2): both counters are read from the history with the same
+# series; a worker that exports no withdrawals counts none.
+STANDING = ("(casefeedback_deadlines_breached_total - (casefeedback_deadlines_breach_withdrawn_total "
+            "or casefeedback_deadlines_breached_total * 0))")
+# Breaches in the last hour that still stand, in whole numbers, as the CasefeedbackDeadlineBreached alert counts
+# them: per series, the standing breaches now minus their smallest value in the hour (a withdrawn breach no
+# longer counts; increase() would extrapolate one breach to 1.1).
+BREACHES_1H = f"sum by (procedure, stage, kind) ( clamp_min({STANDING} - min_over_time({STANDING}[1h:]), 0) )"
 # Upheld over decided per service area, as `promql_upheld_rate` (the report's definition) for the whole.
 UPHELD_BY_AREA = (f'sum by (service_area) ({OUTCOMES}{{window="365d",outcome=~"{"|".join(UPHELD)}"}}) / '
                   f'sum by (service_area) ({OUTCOMES}{{window="365d",outcome=~"{"|".join(DECIDED)}"}})')

@@ -16,7 +16,8 @@ Choices where the contract leaves a rule open (following the SPSO model complain
   happened on or before its target (the agreed date where an extension was agreed: a new
   `deadline.scheduled` with another `due` sets the target, and a breach of the old one no longer
   counts), counted when the act happened; missed when met late or breached, counted when it fell
-  due. Deadlines still running at the period's end, and those that ended unmet before they fell due
+  due; a breach withdrawn (contract 11.2: the act that met it in time was recorded after it) is no miss.
+  Deadlines still running at the period's end, and those that ended unmet before they fell due
   (withdrawn, closed, escalated), are not counted. Unlike the other complaint figures this does not
   depend on when the complaint was received, so a dashboard window (whole days ending today) gives
   the same rate as the report over those days.
@@ -290,6 +291,16 @@ def _breached(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
         d.due, d.breached = due, True
 
 
+def _withdrawn(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
+    """A breach withdrawn (contract 11.2): an act recorded after it met the target in time, so it is not a miss."""
+    if (found := _deadline(b, body)) is None:
+        return
+    d, due = found
+    if d.due == due:
+        d.breached = False
+        d.met_at = d.met_at or parse_time(str(body["data"]["met_at"]))
+
+
 def _compliment(b: ReportBuilder, body: dict[str, Any], moment: datetime) -> None:
     if b.period.contains(moment):
         b.compliments[b.labels.service_area(body["data"]["service_area"])] += 1
@@ -332,6 +343,7 @@ HANDLERS = {
     "deadline.scheduled": _scheduled,
     "deadline.met": _met,
     "deadline.breached": _breached,
+    "deadline.breach_withdrawn": _withdrawn,
     "compliment.received": _compliment,
     "learning.stage.opened": _learning("opened"),
     "learning.stage.completed": _learning("completed"),

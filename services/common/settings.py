@@ -14,8 +14,10 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,24 @@ def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
     if raw not in allowed:
         raise ConfigurationError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
     return raw
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LATENESS = re.compile(r"^\s*([^=\s]+)\s*=\s*(\d+(?:\.\d+)?)([smhd])\s*$")
+
+
+def _lateness(env: Mapping[str, str], name: str) -> dict[str, timedelta]:
+    """`source=26h,other=90m` as each inbound source's declared lateness (contract 11.2)."""
+    out: dict[str, timedelta] = {}
+    for entry in filter(str.strip, env.get(name, "").split(",")):
+        match = _LATENESS.match(entry)
+        if match is None:
+            raise ConfigurationError(f"{name}: {entry.strip()!r} must be source=<number><s|m|h|d>, e.g. crm/east=26h")
+        source, amount, unit = match.groups()
+        if source in out:
+            raise ConfigurationError(f"{name}: source {source!r} is declared twice")
+        out[source] = timedelta(seconds=float(amount) * _UNITS[unit])
+    return out
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -136,6 +156,9 @@ class Settings:
     default_procedure: str = "spso-mchp"
     max_record_bytes: int = 256 * 1024
     out_of_order_grace_s: float = 30.0
+    # How late each inbound source's records can arrive (CASEFEEDBACK_SOURCE_LATENESS, contract 11.2): a case
+    # received from it breaches only once that has passed after the due instant. Live and replay read it alike.
+    source_lateness: Mapping[str, timedelta] = field(default_factory=dict)
     service_areas: tuple[str, ...] = ()
     # Bounded label values (service areas, respondent types, themes): CASEFEEDBACK_LABELS_FILE or the built-in
     # services/common/labels.yaml; CASEFEEDBACK_SERVICE_AREAS replaces its service areas.
@@ -226,6 +249,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_procedure=env.get("CASEFEEDBACK_DEFAULT_PROCEDURE", "spso-mchp"),
         max_record_bytes=_int(env, "CASEFEEDBACK_MAX_RECORD_BYTES", 256 * 1024),
         out_of_order_grace_s=_float(env, "CASEFEEDBACK_OUT_OF_ORDER_GRACE_S", 30.0),
+        source_lateness=_lateness(env, "CASEFEEDBACK_SOURCE_LATENESS"),
         service_areas=tuple(a.strip() for a in areas.split(",") if a.strip()),
         labels_file=Path(labels_file) if labels_file else None,
         http_host=env.get("CASEFEEDBACK_HTTP_HOST", "127.0.0.1"),

@@ -20,9 +20,10 @@ the history earlier in the same transaction (that would take `chain_head` before
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -51,6 +52,17 @@ class Tracker(Generic[S]):
     decode: Callable[[dict[str, Any]], S]
     deadlines: Callable[[S], Sequence[Deadline]]
     columns: Callable[[S], tuple[bool, str, str]]  # open, stage, service_area
+
+
+def late_decide(decide: Callable[..., Any], lateness: Mapping[str, timedelta]) -> Callable[..., Any]:
+    """A domain's `decide` (escalation's, learning's) deciding with the declared lateness per inbound source
+    (contract 11.2; the settings' `source_lateness`). Live and replay must both decide through it."""
+    return partial(decide, lateness=dict(lateness)) if lateness else decide
+
+
+def with_lateness(tracker: Tracker[S], lateness: Mapping[str, timedelta]) -> Tracker[S]:
+    """The tracker whose `decide` takes the declared lateness per inbound source (`late_decide`)."""
+    return replace(tracker, decide=late_decide(tracker.decide, lateness)) if lateness else tracker
 
 
 def guard_firing(tracker: Tracker[S], failed: Callable[[S, Exception], None]) -> Tracker[S]:

@@ -6,14 +6,21 @@ event has a deterministic id (`derived_id`), so deriving it again (replay, a ret
 transaction) is a duplicate the history drops. A warning or breach is once per deadline *and
 due*: when an agreed extension moves the due instant, the new target can be warned and breached
 once more (the ids differ because `due` does).
+
+A late act corrects what it contradicts (contract 11.2): an act recorded after a breach whose `time` is on
+or before the due instant meets the deadline in time (`meet` clears its `breached` flag) and withdraws the
+breach (`withdraws`, `breach_withdrawn`: a `deadline.breach_withdrawn` naming the breach's id). A deadline
+may carry a declared `lateness` (how late its case's source delivers records): its breach is raised only
+once that much time has passed after the due instant, and still says the due instant as its time; its
+warning is not delayed.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from schemas.upcast import schema_urn
@@ -21,6 +28,9 @@ from services.common.errors import ConfigurationError
 
 Status = Literal["open", "met", "cancelled", "suspended"]
 Firing = Literal["warning", "breach"]
+ON_TIME = timedelta(0)  # no declared lateness: a breach is raised at the due instant
+NO_LATENESS: Mapping[str, timedelta] = {}  # no source declared late
+WITHDRAWN_TYPE = "deadline.breach_withdrawn"
 
 
 class Deadline(NamedTuple):
@@ -40,6 +50,7 @@ class Deadline(NamedTuple):
     breached: bool = False
     met_at: datetime | None = None
     late: bool | None = None
+    lateness: timedelta = ON_TIME  # how long after `due` its breach waits (its case's source's declared lateness)
 
     @property
     def key(self) -> str:
@@ -56,22 +67,31 @@ class Deadline(NamedTuple):
             return None
         if not self.warned and self.warn_at is not None and self.warn_at < self.due:
             return self.warn_at
-        return self.due
+        return self.due + self.lateness
 
     def fired(self, breached: bool) -> Deadline:
         """The deadline once its warning (and, if `breached`, its breach) has fired."""
         return Deadline(self.stage, self.kind, self.visit, self.due, self.warn_at, self.status, True,
-                        self.breached or breached, self.met_at, self.late)
+                        self.breached or breached, self.met_at, self.late, self.lateness)
 
 
 def schedule(stage: str, kind: str, visit: int, due: datetime, warn_at: datetime | None,
-             at: datetime) -> Deadline:
+             at: datetime, lateness: timedelta = ON_TIME) -> Deadline:
     """A new deadline set at `at`; a warning instant not after `at` is treated as already passed."""
-    return Deadline(stage, kind, visit, due, warn_at, warned=warn_at is None or warn_at <= at)
+    return Deadline(stage, kind, visit, due, warn_at, warned=warn_at is None or warn_at <= at, lateness=lateness)
+
+
+def lateness_of(lateness: Mapping[str, timedelta], source: object) -> timedelta:
+    """The declared lateness of an inbound `source` (none declared: on time)."""
+    return lateness.get(str(source), ON_TIME)
 
 
 def fire(deadline: Deadline, until: datetime) -> tuple[Deadline, list[tuple[Firing, datetime]]]:
-    """The firings due at or before `until`, in time order, and the deadline after them."""
+    """The firings due at or before `until`, in time order, and the deadline after them.
+
+    A breach is dated at the due instant (when the deadline passed), even when a declared lateness made it
+    wait longer to be raised.
+    """
     fired: list[tuple[Firing, datetime]] = []
     while (at := deadline.next_fire_at()) is not None and at <= until:
         if not deadline.warned and at == deadline.warn_at:
@@ -79,20 +99,28 @@ def fire(deadline: Deadline, until: datetime) -> tuple[Deadline, list[tuple[Firi
             fired.append(("warning", at))
         else:
             deadline = deadline.fired(breached=True)
-            fired.append(("breach", at))
+            fired.append(("breach", deadline.due))
     return deadline, fired
 
 
 def meet(deadline: Deadline, at: datetime) -> Deadline:
-    """The deadline met by an act at `at`; late when after the due instant."""
-    d = deadline
-    return Deadline(d.stage, d.kind, d.visit, d.due, d.warn_at, "met", d.warned, d.breached, at, at > d.due)
+    """The deadline met by an act at `at`; late when after the due instant. Met in time, it is not breached,
+    whatever was raised before the act was recorded (`withdraws`)."""
+    d, late = deadline, at > deadline.due
+    return Deadline(d.stage, d.kind, d.visit, d.due, d.warn_at, "met", d.warned, d.breached and late, at, late,
+                    d.lateness)
+
+
+def withdraws(before: Deadline, met: Deadline) -> bool:
+    """Whether meeting `before` (giving `met`) withdraws a breach already raised: the act was in time."""
+    return before.breached and not met.breached
 
 
 def cancel(deadline: Deadline) -> Deadline:
     """The deadline ended without being met (withdrawn, closed, escalated before a response)."""
     d = deadline
-    return Deadline(d.stage, d.kind, d.visit, d.due, d.warn_at, "cancelled", d.warned, d.breached, d.met_at, d.late)
+    return Deadline(d.stage, d.kind, d.visit, d.due, d.warn_at, "cancelled", d.warned, d.breached, d.met_at, d.late,
+                    d.lateness)
 
 
 def suspend(deadline: Deadline) -> Deadline:
@@ -129,14 +157,26 @@ def deadline_event(source: str, type_: str, subject: str, time: datetime, deadli
 
     The same as `derived_event(..., deadline.key, deadline.due)`, with the due instant written out once.
     """
-    due = deadline.due.isoformat()
     if data is None:
-        data = {"stage": deadline.stage, "kind": deadline.kind, "due": due, **extra}
-    # The text `derived_id(subject, type_, deadline.key, deadline.due)` hashes, written out directly.
-    text = f"{subject}\x1f{type_}\x1f{deadline.stage}:{deadline.visit}:{deadline.kind}\x1f{due}"
-    return {"specversion": "1.0", "id": _id_of(text), "source": source,
+        data = {"stage": deadline.stage, "kind": deadline.kind, "due": deadline.due.isoformat(), **extra}
+    return {"specversion": "1.0", "id": deadline_id(subject, type_, deadline), "source": source,
             "type": type_, "subject": subject, "time": time.isoformat(), "datacontenttype": "application/json",
             "dataschema": schema_urn(type_), "data": data}
+
+
+def deadline_id(subject: str, type_: str, deadline: Deadline) -> str:
+    """The id of the `type_` event `deadline_event` derives about `deadline` (its key and due instant)."""
+    # The text `derived_id(subject, type_, deadline.key, deadline.due)` hashes, written out directly.
+    return _id_of(f"{subject}\x1f{type_}\x1f{deadline.stage}:{deadline.visit}:{deadline.kind}\x1f"
+                  f"{deadline.due.isoformat()}")
+
+
+def breach_withdrawn(source: str, breach_type: str, subject: str, met: Deadline) -> dict[str, Any]:
+    """The `deadline.breach_withdrawn` of `met`'s breach (a `breach_type` event): dated at the act that met it."""
+    assert met.met_at is not None
+    data = {"stage": met.stage, "kind": met.kind, "due": met.due.isoformat(),
+            "breached_id": deadline_id(subject, breach_type, met), "met_at": met.met_at.isoformat()}
+    return deadline_event(source, WITHDRAWN_TYPE, subject, met.met_at, met, data)
 
 
 def deadline_data(deadline: Deadline, **extra: Any) -> dict[str, Any]:
@@ -152,6 +192,8 @@ def to_json(deadline: Deadline) -> dict[str, Any]:
     for name in ("due", "warn_at", "met_at"):
         value = getattr(deadline, name)
         out[name] = value.isoformat() if value is not None else None
+    if deadline.lateness:  # only where a lateness is declared: every other stored state stays as it was
+        out["lateness_s"] = deadline.lateness.total_seconds()
     return out
 
 
@@ -161,7 +203,8 @@ def from_json(data: dict[str, Any]) -> Deadline:
     due = times["due"]
     assert due is not None
     return Deadline(data["stage"], data["kind"], int(data["visit"]), due, times["warn_at"], data["status"],
-                    bool(data["warned"]), bool(data["breached"]), times["met_at"], data.get("late"))
+                    bool(data["warned"]), bool(data["breached"]), times["met_at"], data.get("late"),
+                    timedelta(seconds=float(data.get("lateness_s") or 0)))
 
 
 State = TypeVar("State")

@@ -50,9 +50,11 @@ class TrackingWorker(HistoryWorker):
         raise NotImplementedError
 
     def tracker(self) -> Tracker[Any]:
-        """The service's tracker, built once, whose firing never raises (a failing case is logged and left)."""
+        """The service's tracker, built once, deciding with the settings' declared lateness per source, whose
+        firing never raises (a failing case is logged and left)."""
         if not hasattr(self, "_tracker"):
-            self._tracker = engine.guard_firing(self.make_tracker(), self._firing_failed)
+            declared = engine.with_lateness(self.make_tracker(), self.settings.source_lateness)
+            self._tracker = engine.guard_firing(declared, self._firing_failed)
         return self._tracker
 
     def _firing_failed(self, state: Any, exc: Exception) -> None:

@@ -62,14 +62,17 @@ async def received_since(conn: asyncpg.Connection, partitions: list[int], since:
     return rows
 
 
+BREACH_TYPES = ("deadline.breached", "deadline.breach_withdrawn")
+
+
 async def breaches_after(conn: asyncpg.Connection, after: int) -> tuple[int, list[asyncpg.Record]]:
-    """The breaches this service recorded in the history after seq `after`, by partition, procedure version (the
-    case's), stage and kind;
+    """The breaches and breach withdrawals this service recorded in the history after seq `after`, by type,
+    partition, procedure version (the case's), stage and kind;
     and the seq read up to (every event at or below it is committed: appends commit in seq order)."""
     upto = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM events"))
     rows: list[asyncpg.Record] = await conn.fetch(
-        f"SELECT c.partition, c.state->>'procedure' AS procedure, e.body->'data'->>'stage' AS stage, "
+        f"SELECT e.type, c.partition, c.state->>'procedure' AS procedure, e.body->'data'->>'stage' AS stage, "
         f"e.body->'data'->>'kind' AS kind, count(*) AS n FROM events e JOIN {TABLE} c ON c.subject = e.subject "
-        "WHERE e.type = 'deadline.breached' AND e.source = $1 AND e.seq > $2 AND e.seq <= $3 GROUP BY 1, 2, 3, 4",
-        domain.SOURCE, after, upto)
+        "WHERE e.type = any($4::text[]) AND e.source = $1 AND e.seq > $2 AND e.seq <= $3 GROUP BY 1, 2, 3, 4, 5",
+        domain.SOURCE, after, upto, list(BREACH_TYPES))
     return upto, rows

@@ -21,13 +21,21 @@ rebuilds the state in memory from the history in seq order and compares it with 
   deadlines become `suspended`: no warning, no breach); `complaint.resumed`, or an acknowledgement or
   response of the stage, restarts it, moving each such deadline later by the counting days it stood
   still (a new `deadline.scheduled`). Escalation, withdrawal and closure end suspended deadlines too.
+- A late act corrects what it contradicts (contract 11.2): an acknowledgement or response recorded after a
+  breach but dated on or before the due instant meets the deadline with `late: false` and derives a
+  `deadline.breach_withdrawn` naming the breach (`timers.breach_withdrawn`).
+- `decide(..., lateness)` takes the operator's declared lateness per inbound `source` (data, from the
+  settings, as the book is): the deadlines of a case whose `complaint.received` came from such a source
+  breach only once that lateness has passed after their due instant (`timers.Deadline.lateness`); every
+  later stage of the case keeps it.
 - Neither reads the clock; both are deterministic in their arguments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import date, datetime
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple, TypeAlias
 
 from schemas.times import event_time
@@ -97,15 +105,22 @@ def _replace_deadline(state: CaseState, old: Deadline, new: Deadline) -> CaseSta
     return state.with_deadlines(tuple(new if d is old else d for d in state.deadlines))
 
 
-def _start_stage(state: CaseState, procedure: Procedure, stage_id: str, at: datetime) -> Decision:
+def _lateness(state: CaseState) -> timedelta:
+    """The case's declared lateness: every deadline of a case carries its source's (set at its first stage)."""
+    return state.deadlines[0].lateness if state.deadlines else timers.ON_TIME
+
+
+def _start_stage(state: CaseState, procedure: Procedure, stage_id: str, at: datetime,
+                 lateness: timedelta | None = None) -> Decision:
     stage = procedure.stage(stage_id)
     assert stage is not None
     calendar = procedure.case_calendar()
     visit = state.visit + 1
+    late = _lateness(state) if lateness is None else lateness
     scheduled = []
     for kind, amount, unit in stage.timescales():
         due, warn_at = calendar.deadline_after(at, amount, procedure.warning_lead, unit)
-        scheduled.append(timers.schedule(stage_id, kind, visit, due, warn_at, at))
+        scheduled.append(timers.schedule(stage_id, kind, visit, due, warn_at, at, late))
     state = state._replace(stage=stage_id, visit=visit, open=True, started=at,
                            deadlines=(*state.deadlines, *scheduled), outcome=None, suspended=None)
     return timers.Decision(state, [_emit(state, "deadline.scheduled", d, at) for d in scheduled])
@@ -125,6 +140,8 @@ def _meet(state: CaseState, kinds: tuple[str, ...], at: datetime) -> tuple[tuple
             done = timers.meet(deadline, at)
             deadlines = tuple(done if d is deadline else d for d in deadlines)
             derived.append(_emit(state, "deadline.met", done, at, late=bool(done.late)))
+            if timers.withdraws(deadline, done):  # recorded after its breach, dated in time
+                derived.append(timers.breach_withdrawn(SOURCE, FIRING_TYPES["breach"], state.subject, done))
     return deadlines, derived
 
 
@@ -135,8 +152,10 @@ def _stage_refusal(state: CaseState, data: dict[str, Any], what: str) -> str | N
     return None
 
 
-def on_received(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
-    """A new complaint: its procedure version fixed, its first stage's deadlines scheduled."""
+def on_received(state: CaseState | None, body: dict[str, Any], book: ProcedureBook,
+                lateness: Mapping[str, timedelta] = timers.NO_LATENESS) -> Decision:
+    """A new complaint: its procedure version fixed, its first stage's deadlines scheduled (with its source's
+    declared lateness)."""
     data = body["data"]
     if state is not None:
         return timers.Decision(state, refusal="complaint.received for a case already received")
@@ -151,7 +170,7 @@ def on_received(state: CaseState | None, body: dict[str, Any], book: ProcedureBo
     if too_far:
         return timers.Decision(None, refusal=too_far, reason="inconsistent")
     blank = CaseState(str(body["subject"]), procedure.key, str(data["service_area"]), stage, 0, True, at)
-    return _start_stage(blank, procedure, stage, at)
+    return _start_stage(blank, procedure, stage, at, timers.lateness_of(lateness, body.get("source")))
 
 
 def on_acknowledged(state: CaseState, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
@@ -314,15 +333,17 @@ HANDLERS: dict[str, Handler] = {
 RESUMING = frozenset({"complaint.acknowledged", "complaint.responded"})
 
 
-def decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
+def decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook,
+           lateness: Mapping[str, timedelta] = timers.NO_LATENESS) -> Decision:
     """Apply one history event to a case (see the module docstring for the contract)."""
-    return decide_judged(_decide, state, body, book)
+    return decide_judged(partial(_decide, lateness=lateness) if lateness else _decide, state, body, book)
 
 
-def _decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
+def _decide(state: CaseState | None, body: dict[str, Any], book: ProcedureBook,
+            lateness: Mapping[str, timedelta] = timers.NO_LATENESS) -> Decision:
     type_ = body.get("type")
     if type_ == "complaint.received":
-        return on_received(state, body, book)
+        return on_received(state, body, book, lateness)
     handler = HANDLERS.get(str(type_))
     if state is None or handler is None:
         return timers.Decision(state)

@@ -13,6 +13,10 @@ partition it owns, one series per `procedure` (the case's procedure id), `stage`
 is right across restarts and rebalances: a series that moves to another worker continues from the
 same value.
 
+`casefeedback_deadlines_breach_withdrawn_total` (contract 11.2) is read the same way, from this service's
+`deadline.breach_withdrawn` events, with the same labels, exported at 0 from start-up for the same series:
+`breached - withdrawn` per series is the breaches that stand, which every alert rule and panel counts.
+
 It is not read from the `deadlines` table's `breached` flags: an extension agreed after a breach
 clears the flag (the new target may be breached again), which would make the count go down.
 
@@ -51,10 +55,17 @@ BREACHED_HELP = "Deadline breaches recorded in the history, on this worker's par
 BREACHED_LABELS = ("procedure", "stage", "kind", "partition")
 
 
-class BreachCounter:
-    """The collector of `casefeedback_deadlines_breached_total`: the values the worker last read, as a counter."""
+WITHDRAWN_NAME = "casefeedback_deadlines_breach_withdrawn"
+WITHDRAWN_HELP = ("Deadline breaches withdrawn (an act recorded after the breach met the deadline in time), on this "
+                  "worker's partitions (read from the history)")
 
-    def __init__(self) -> None:
+
+class BreachCounter:
+    """The collector of a counter read from the history (`casefeedback_deadlines_breached_total`, or the
+    withdrawals'): the values the worker last read, as a counter."""
+
+    def __init__(self, name: str = BREACHED_NAME, help_text: str = BREACHED_HELP) -> None:
+        self.name, self.help = name, help_text
         self.values: dict[tuple[str, str, str, str], int] = {}
 
     def set(self, values: Mapping[tuple[str, str, str, str], int]) -> None:
@@ -66,10 +77,10 @@ class BreachCounter:
         self.values = {}
 
     def describe(self) -> Iterable[Metric]:
-        return [CounterMetricFamily(BREACHED_NAME, BREACHED_HELP, labels=BREACHED_LABELS)]
+        return [CounterMetricFamily(self.name, self.help, labels=BREACHED_LABELS)]
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(BREACHED_NAME, BREACHED_HELP, labels=BREACHED_LABELS)
+        family = CounterMetricFamily(self.name, self.help, labels=BREACHED_LABELS)
         for labels, value in sorted(self.values.items()):
             family.add_metric(labels, value)
         yield family
@@ -77,3 +88,5 @@ class BreachCounter:
 
 DEADLINES_BREACHED = BreachCounter()
 REGISTRY.register(DEADLINES_BREACHED)
+BREACHES_WITHDRAWN = BreachCounter(WITHDRAWN_NAME, WITHDRAWN_HELP)
+REGISTRY.register(BREACHES_WITHDRAWN)

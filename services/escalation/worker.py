@@ -41,7 +41,8 @@ class EscalationWorker(TrackingWorker):
 
     def __init__(self, settings: Settings, pool: asyncpg.Pool, producer: AIOKafkaProducer):
         super().__init__(settings, pool, producer)
-        self.breaches: Counter[tuple[int, str, str, str]] = Counter()  # (partition, procedure, stage, kind)
+        # per history type (breached, withdrawn): (partition, procedure, stage, kind) -> how many
+        self.breaches: dict[str, Counter[tuple[int, str, str, str]]] = {t: Counter() for t in adapters.BREACH_TYPES}
         self.breaches_read_to = 0  # the history seq `breaches` covers
         self.stages = labels.known_stages(self.book)
         self.windowed_at = -WINDOWED_REFRESH_S  # monotonic time of the last windowed refresh
@@ -77,17 +78,25 @@ class EscalationWorker(TrackingWorker):
         self._set_outcomes(await adapters.received_since(conn, partitions, since), now)
 
     async def _refresh_breaches(self, conn: asyncpg.Connection, partitions: list[int]) -> None:
-        """Add the breaches recorded since the last look, and export the owned partitions' totals (metrics module)."""
+        """Add the breaches and withdrawals recorded since the last look, and export the owned partitions' totals
+        (metrics module): both counters with the same series, so that breached - withdrawn is what stands."""
         self.breaches_read_to, rows = await adapters.breaches_after(conn, self.breaches_read_to)
         for r in rows:
-            self.breaches[(r["partition"], labels.procedure_label(r["procedure"]), self._stage(r["stage"]),
-                           r["kind"])] += r["n"]
+            self.breaches[r["type"]][(r["partition"], labels.procedure_label(r["procedure"]),
+                                      self._stage(r["stage"]), r["kind"])] += r["n"]
+        breached, withdrawn = (self._owned(self.breaches[t], partitions) for t in adapters.BREACH_TYPES)
+        metrics.DEADLINES_BREACHED.set(breached)
+        metrics.BREACHES_WITHDRAWN.set(withdrawn)
+
+    def _owned(self, counts: Counter[tuple[int, str, str, str]], partitions: list[int]
+               ) -> dict[tuple[str, str, str, str], int]:
+        """The counts of the owned partitions by (procedure, stage, kind, partition), 0 for every known deadline."""
         values = {(procedure, stage, kind, str(p)): 0 for p in partitions
                   for procedure, stage, kind in labels.known_deadlines(self.book)}
-        for (p, procedure, stage, kind), n in self.breaches.items():
+        for (p, procedure, stage, kind), n in counts.items():
             if p in partitions:
                 values[(procedure, stage, kind, str(p))] = n
-        metrics.DEADLINES_BREACHED.set(values)
+        return values
 
     def _set_timeliness(self, rows: list[asyncpg.Record], now: datetime) -> None:
         counted: Counter[tuple[str, ...]] = Counter()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.cases.story import Act, Case
@@ -31,13 +31,17 @@ def _unstage(data: dict[str, Any]) -> LearningStage:
 
 def encode(state: CaseLearning) -> dict[str, Any]:
     """A learning state as JSON-ready data."""
-    return {"subject": state.subject, "procedure": state.procedure, "service_area": state.service_area,
-            "closed": state.closed, "stages": [_stage(s) for s in state.stages], "held": list(state.held),
-            "acts": [a.to_json() for a in state.case.acts]}
+    out = {"subject": state.subject, "procedure": state.procedure, "service_area": state.service_area,
+           "closed": state.closed, "stages": [_stage(s) for s in state.stages], "held": list(state.held),
+           "acts": [a.to_json() for a in state.case.acts]}
+    if state.lateness:  # only for a source declared late: every other stored state stays as it was
+        out["lateness_s"] = state.lateness.total_seconds()
+    return out
 
 
 def decode(data: dict[str, Any]) -> CaseLearning:
     """The inverse of `encode`."""
     return CaseLearning(data["subject"], data["procedure"], data["service_area"], bool(data["closed"]),
                         tuple(_unstage(s) for s in data["stages"]), tuple(data["held"]),
-                        Case(tuple(Act.from_json(a) for a in data.get("acts", ()))))  # folded on first use
+                        Case(tuple(Act.from_json(a) for a in data.get("acts", ()))),  # folded on first use
+                        timedelta(seconds=float(data.get("lateness_s") or 0)))

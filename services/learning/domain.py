@@ -15,12 +15,20 @@ submissions apply to the latest open stage; with no open stage they are *held* i
 retried after each later event of the case (the worker dead-letters held events as
 `out_of_order` once the grace time has passed by the wall clock and drops them from the state;
 that drop is not in the history, so a replay keeps them held: the one place replay can differ).
+
+A late act corrects what it contradicts (contract 11.2): learning's breach is `learning.stage.overdue`.
+A `learning.plan.submitted` that meets the open stage, dated on or before its due instant but applied
+after the overdue was recorded (the tick raised it while the form was on its way), completes the stage
+with `late: false` and derives a `deadline.breach_withdrawn` naming the overdue event. A plan dated after
+the due instant withdraws nothing. `decide(..., lateness)` takes the declared lateness per inbound source
+(the `complaint.received`'s `source`): the case's learning deadlines are overdue only once it has passed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple, TypeAlias
 
 from schemas.times import event_time
@@ -71,6 +79,7 @@ class CaseLearning(NamedTuple):
     stages: tuple[LearningStage, ...] = ()
     held: tuple[dict[str, Any], ...] = ()
     case: Case = Case()  # the case's story (`services.cases`): what its admitted acts say
+    lateness: timedelta = timers.ON_TIME  # its source's declared lateness (contract 11.2)
 
     def open_stage(self) -> LearningStage | None:
         """The latest stage if it is still open."""
@@ -83,7 +92,7 @@ class CaseLearning(NamedTuple):
     def with_stages(self, stages: tuple[LearningStage, ...], closed: bool | None = None) -> CaseLearning:
         """The same case with these stages (and closure flag), built directly: `decide` runs per history event."""
         return CaseLearning(self.subject, self.procedure, self.service_area, self.closed if closed is None else closed,
-                            stages, self.held, self.case)
+                            stages, self.held, self.case, self.lateness)
 
 
 # Decisions are built as `timers.Decision(...)`: calling the subscripted alias costs a typing call per event.
@@ -113,14 +122,16 @@ def fire_due(state: CaseLearning, until: datetime) -> tuple[CaseLearning, list[d
     return new, out
 
 
-def on_received(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
-    """Know the case's procedure (for its learning calendar) and service area."""
+def on_received(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook,
+                lateness: Mapping[str, timedelta] = timers.NO_LATENESS) -> Decision:
+    """Know the case's procedure (for its learning calendar), service area and its source's declared lateness."""
     data = body["data"]
     procedure = book.current(data.get("procedure"))
     if (state is not None and state.procedure) or procedure is None:
         return timers.Decision(state)
     held = state.held if state is not None else ()
-    return timers.Decision(CaseLearning(str(body["subject"]), procedure.key, str(data["service_area"]), held=held))
+    return timers.Decision(CaseLearning(str(body["subject"]), procedure.key, str(data["service_area"]), held=held,
+                                        lateness=timers.lateness_of(lateness, body.get("source"))))
 
 
 def on_closed(state: CaseLearning, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
@@ -133,7 +144,7 @@ def on_closed(state: CaseLearning, body: dict[str, Any], at: datetime, book: Pro
     procedure = book.get(state.procedure)
     calendar = procedure.learning_calendar()
     due, warn_at = calendar.deadline_after(at, procedure.learning.days, procedure.warning_lead)
-    deadline = timers.schedule(STAGE, KIND, len(state.stages) + 1, due, warn_at, at)
+    deadline = timers.schedule(STAGE, KIND, len(state.stages) + 1, due, warn_at, at, state.lateness)
     state = state.with_stages((*state.stages, LearningStage(deadline, at)), closed=True)
     return timers.Decision(state, [_emit(state, "learning.stage.opened", deadline, at, {"due": due.isoformat()}),
                                    _emit(state, "deadline.scheduled", deadline, at)])
@@ -175,9 +186,11 @@ def on_plan_submitted(state: CaseLearning, body: dict[str, Any], at: datetime,
     incomplete = sum(not a.completed for a in stage.actions)
     state = _with_latest(state, LearningStage(met, stage.opened, stage.actions, at, incomplete))
     late = bool(met.late)
-    return timers.Decision(state, [
-        _emit(state, "learning.stage.completed", met, at, {"due": met.due.isoformat(), "late": late}),
-        _emit(state, "deadline.met", met, at, late=late)])
+    derived = [_emit(state, "learning.stage.completed", met, at, {"due": met.due.isoformat(), "late": late}),
+               _emit(state, "deadline.met", met, at, late=late)]
+    if timers.withdraws(stage.deadline, met):  # the overdue was raised before this in-time plan was recorded
+        derived.append(timers.breach_withdrawn(SOURCE, FIRING_TYPES["breach"], state.subject, met))
+    return timers.Decision(state, derived)
 
 
 def on_recorded_firing(state: CaseLearning, body: dict[str, Any], at: datetime, book: ProcedureBook) -> Decision:
@@ -227,15 +240,17 @@ def _retry_held(state: CaseLearning, book: ProcedureBook) -> Decision:
     return timers.Decision(state, derived)
 
 
-def decide(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
+def decide(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook,
+           lateness: Mapping[str, timedelta] = timers.NO_LATENESS) -> Decision:
     """Apply one history event to a case (see the module docstring for the contract)."""
-    return decide_judged(_decide, state, body, book)
+    return decide_judged(partial(_decide, lateness=lateness) if lateness else _decide, state, body, book)
 
 
-def _decide(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook) -> Decision:
+def _decide(state: CaseLearning | None, body: dict[str, Any], book: ProcedureBook,
+            lateness: Mapping[str, timedelta] = timers.NO_LATENESS) -> Decision:
     type_ = str(body.get("type"))
     if type_ == "complaint.received":
-        return on_received(state, body, book)
+        return on_received(state, body, book, lateness)
     if type_ not in HANDLERS:
         return timers.Decision(state)
     if state is None:

@@ -11,8 +11,15 @@ held the act that met the deadline (the tick racing intake's commit), and `befor
 raised while the act was still on its way (the tick waits `CASEFEEDBACK_OUT_OF_ORDER_GRACE_S` after a
 case's latest recorded event for this). Either fails the run, as does a replay that does not exit 0.
 
+Then a nightly-batch sender (contract 11.2), as many councils' CRMs export once a night: a day's complaints
+are sent, the tick breaches their deadlines (every due instant has passed by the wall clock), and only
+then does the night's export deliver the day's responses, most of them dated in time. Each in-time
+response withdraws its breach (`deadline.breach_withdrawn`); the run fails unless the net breaches of
+deadlines met in time are 0 (breaches of late responses stand) and replay, run after both, exits 0.
+
 Run: python -m tests.benchmarks.soak_backdated [--events 20000] [--runs 3] [--rate 2500 | --rate 0] [--grace 30]
-     [--quick]   (--quick: one run of 600 events, 100 stories open at once, a 2 s grace, to prove it runs)
+     [--nightly 500] [--quick]   (--quick: one run of 600 events, 100 stories open at once, 60 nightly cases,
+     a 2 s grace, to prove it runs)
 """
 
 from __future__ import annotations
@@ -39,13 +46,15 @@ from tests.e2e.conftest import UpProcess, start_up, stop_up
 
 START = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
 # Defaults of the options, for the full soak and for the quick run that proves it still works.
-FULL = {"events": 20_000, "runs": 3, "window": 2000, "grace": 30.0}
-QUICK = {"events": 600, "runs": 1, "window": 100, "grace": 2.0}
+FULL = {"events": 20_000, "runs": 3, "window": 2000, "grace": 30.0, "nightly": 500}
+QUICK = {"events": 600, "runs": 1, "window": 100, "grace": 2.0, "nightly": 60}
+NIGHTLY_SOURCE = "soak/nightly-crm"
+NIGHT_DAY = datetime(2026, 9, 1, 9, 0, tzinfo=timezone.utc)  # a Tuesday; every due instant long passed
 AREAS = ["housing", "community_care", "childrens_services", "roads", "waste"]
 
 
-def _event(type_: str, subject: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
-    return {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "soak/crm", "type": type_, "subject": subject,
+def _event(type_: str, subject: str, at: datetime, data: dict[str, Any], source: str = "soak/crm") -> dict[str, Any]:
+    return {"specversion": "1.0", "id": uuid.uuid4().hex, "source": source, "type": type_, "subject": subject,
             "time": at.isoformat(), "datacontenttype": "application/json", "data": data}
 
 
@@ -76,6 +85,23 @@ def _others(rng: random.Random, n: int, survey: str) -> dict[str, Any]:
     answers = {"q1": rng.choice(["yes", "no"])}
     return _event("survey.response.submitted", f"soak-response-{n}", at,
                   {"survey_id": survey, "respondent_type": "service_user", "answers": answers})
+
+
+def nightly_batches(cases: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A day's complaints, and the night's export of their responses: 9 in 10 dated in time (the same day or
+    the next), the rest after the due instant (their breaches stand)."""
+    rng = random.Random(seed * 7919)
+    day: list[dict[str, Any]] = []
+    night: list[dict[str, Any]] = []
+    for n in range(cases):
+        case, at = f"night-{seed}-{n}", NIGHT_DAY + timedelta(minutes=rng.randrange(0, 8 * 60))
+        day.append(_event("complaint.received", case, at, {"service_area": rng.choice(AREAS), "channel": "phone",
+                                                           "stage": "stage1", "serious": False}, NIGHTLY_SOURCE))
+        late = rng.random() < 0.1
+        answered = at + (timedelta(days=14) if late else timedelta(hours=rng.randrange(2, 30)))
+        night.append(_event("complaint.responded", case, answered, {"stage": "stage1", "outcome": "upheld"},
+                            NIGHTLY_SOURCE))
+    return day, night
 
 
 def interleaved(total: int, seed: int, window: int = 300) -> Iterator[dict[str, Any]]:
@@ -124,13 +150,13 @@ async def send(kafka: KafkaSettings, events: list[dict[str, Any]], rate: float |
         await producer.stop()
 
 
-async def settled(url: str, inbound: int, quiet_s: float, timeout_s: float = 600) -> None:
+async def settled(url: str, inbound: int, quiet_s: float, timeout_s: float = 600, source: str = "soak/crm") -> None:
     """Wait until every inbound event is in the history and the history stopped growing for `quiet_s`."""
     conn = await asyncpg.connect(url)
     try:
         last, still_since, deadline = -1, time.monotonic(), time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            got = await conn.fetchval("SELECT count(*) FROM events WHERE source = 'soak/crm'")
+            got = await conn.fetchval("SELECT count(*) FROM events WHERE source = $1", source)
             head = await conn.fetchval("SELECT seq FROM chain_head")
             if head != last:
                 last, still_since = head, time.monotonic()
@@ -187,8 +213,43 @@ async def judge_breaches(url: str, alerted: set[str]) -> dict[str, int]:
         await conn.close()
 
 
-def one_run(total: int, seed: int, rate: float | None, window: int, grace_s: float) -> dict[str, Any]:
-    """A fresh `casefeedback up`, the stream, then replay and the breach check."""
+async def judge_nightly(url: str) -> dict[str, int]:
+    """The nightly cases' breaches, those withdrawn, and the net breaches of deadlines met in time (must be 0)."""
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(
+            "WITH b AS (SELECT e.id, e.subject, e.body::jsonb->'data'->>'due' AS due, EXISTS (SELECT 1 FROM events m "
+            "    WHERE m.subject = e.subject AND m.type = 'deadline.met' AND m.body::jsonb->'data'->>'kind' = 'respond'"
+            "    AND (m.body::jsonb->'data'->>'late')::boolean = false) AS met_in_time, "
+            "  EXISTS (SELECT 1 FROM events w WHERE w.subject = e.subject AND w.type = 'deadline.breach_withdrawn' "
+            "    AND w.body::jsonb->'data'->>'breached_id' = e.id) AS withdrawn "
+            "  FROM events e WHERE e.type = 'deadline.breached' AND e.subject LIKE 'night-%') "
+            "SELECT count(*) AS breaches, count(*) FILTER (WHERE withdrawn) AS withdrawn, "
+            "  count(*) FILTER (WHERE met_in_time AND NOT withdrawn) AS net_met_in_time, "
+            "  count(*) FILTER (WHERE NOT met_in_time AND NOT withdrawn) AS standing_late, "
+            "  count(*) FILTER (WHERE withdrawn AND NOT met_in_time) AS withdrawn_wrongly FROM b")
+        return {"nightly_breaches": row["breaches"], "nightly_withdrawn": row["withdrawn"],
+                "nightly_breaches_standing_late": row["standing_late"],
+                "nightly_withdrawn_wrongly": row["withdrawn_wrongly"],
+                "net_breaches_met_in_time": row["net_met_in_time"]}
+    finally:
+        await conn.close()
+
+
+def nightly_run(kafka: KafkaSettings, url: str, cases: int, seed: int, grace_s: float) -> dict[str, Any]:
+    """The day's complaints, their breaches by the wall clock, then the night's export of the day's responses."""
+    day, night = nightly_batches(cases, seed)
+    asyncio.run(send(kafka, day))
+    asyncio.run(settled(url, len(day), grace_s + 8, source=NIGHTLY_SOURCE))  # the tick has breached them all
+    t0 = time.monotonic()
+    asyncio.run(send(kafka, night))
+    asyncio.run(settled(url, len(day) + len(night), grace_s + 8, source=NIGHTLY_SOURCE))
+    return {"nightly_cases": cases, "nightly_settled_after_s": round(time.monotonic() - t0, 1)}
+
+
+def one_run(total: int, seed: int, rate: float | None, window: int, grace_s: float,
+            nightly: int = 0) -> dict[str, Any]:
+    """A fresh `casefeedback up`, the stream and the nightly batches, then replay and the breach checks."""
     home = Path(tempfile.mkdtemp(prefix="casefeedback-soak-"))
     up: UpProcess = start_up(home)
     try:
@@ -200,10 +261,12 @@ def one_run(total: int, seed: int, rate: float | None, window: int, grace_s: flo
         t0 = time.monotonic()
         asyncio.run(settled(url, len(events), grace_s + 8))  # the tick waits the grace after a case's last act
         caught_up_s = time.monotonic() - t0
+        night = nightly_run(kafka, url, nightly, seed, grace_s) if nightly else {}
         replayed = up.cli("replay", timeout=600)
         verdict = asyncio.run(judge_breaches(url, asyncio.run(breaches_on_alerts(kafka))))
+        night |= asyncio.run(judge_nightly(url)) if nightly else {}
         return {"events": len(events), "sent_per_s": round(sent_rate), "settled_after_s": round(caught_up_s, 1),
-                "replay_exit": replayed.returncode, "replay_tail": replayed.stdout.strip().splitlines()[-3:],
+                **night, "replay_exit": replayed.returncode, "replay_tail": replayed.stdout.strip().splitlines()[-3:],
                 **verdict}
     finally:
         stop_up(up)
@@ -217,6 +280,8 @@ def main() -> None:
     parser.add_argument("--window", type=int, help=f"stories open at once in the stream (default {FULL['window']})")
     parser.add_argument("--grace", type=float,
                         help="CASEFEEDBACK_OUT_OF_ORDER_GRACE_S for the run (default: the default, 30)")
+    parser.add_argument("--nightly", type=int,
+                        help=f"cases of the nightly-batch sender (default {FULL['nightly']}; 0: none)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, in seconds: prove the soak runs")
     args = parser.parse_args()
     for name, default in (QUICK if args.quick else FULL).items():
@@ -225,9 +290,15 @@ def main() -> None:
     os.environ["CASEFEEDBACK_OUT_OF_ORDER_GRACE_S"] = str(args.grace)
     failed = False
     for run in range(1, args.runs + 1):
-        result = one_run(args.events, run, args.rate, args.window, args.grace)
+        result = one_run(args.events, run, args.rate, args.window, args.grace, args.nightly)
         print(f"run {run}: {json.dumps(result)}", flush=True)
         failed |= result["replay_exit"] != 0 or result["lies"] + result["before_the_act_was_recorded"] > 0
+        failed |= bool(result.get("net_breaches_met_in_time", 0) or result.get("nightly_withdrawn_wrongly", 0))
+        if args.nightly:
+            print(f"nightly run {run}: {result['nightly_breaches']} breaches, {result['nightly_withdrawn']} withdrawn "
+                  f"by in-time responses sent after the due instant, {result['nightly_breaches_standing_late']} "
+                  f"standing (late responses), net breaches met in time {result['net_breaches_met_in_time']}",
+                  flush=True)
     verdict = "FAILED" if failed else f"{args.runs} run(s): replay exit 0, no breach of a deadline met in time"
     print(f"soak: {verdict}")
     raise SystemExit(1 if failed else 0)

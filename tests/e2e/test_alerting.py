@@ -1,7 +1,8 @@
 """Alerting end to end, on Debian's real Prometheus and Alertmanager: `casefeedback up`, deploy/'s alert rules,
 an Alertmanager routing to a webhook receiver of this test's own; one breach and one dead letter must each
-arrive there as a notification, the breach's saying "1" (a whole number) and naming the procedure. Also: the
-lag and relay-backlog gauges reach Prometheus."""
+arrive there as a notification, the breach's saying "1" (a whole number) and naming the procedure.
+A breach that an in-time response recorded later withdraws (contract 11.2) resolves its firing alert, and the
+webhook hears so. Also: the lag and relay-backlog gauges reach Prometheus."""
 
 from __future__ import annotations
 
@@ -51,6 +52,10 @@ class Webhook:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def resolved(self) -> list[dict[str, str]]:
+        """Labels of every resolved alert notified so far."""
+        return [a["labels"] for n in self.received for a in n["alerts"] if a["status"] == "resolved"]
+
     def firing(self) -> list[dict[str, Any]]:
         """Every firing alert notified so far (labels, annotations, ...)."""
         return [a for n in self.received for a in n["alerts"] if a["status"] == "firing"]
@@ -86,7 +91,7 @@ def start_alertmanager(tmp: Path, webhook: Webhook) -> tuple[int, subprocess.Pop
     config["route"].update(group_wait="1s", group_interval="1s")
     for receiver in config["receivers"]:
         receiver.pop("email_configs", None)
-        receiver["webhook_configs"] = [{"url": webhook.url, "send_resolved": False}]
+        receiver["webhook_configs"] = [{"url": webhook.url, "send_resolved": True}]
     (tmp / "alertmanager.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     assert ALERTMANAGER, "Debian's prometheus-alertmanager package is needed (make system-deps)"
@@ -189,3 +194,61 @@ def test_lag_and_relay_backlog_gauges_reach_prometheus(alerting: tuple[UpProcess
                        "the relay backlog gauge")
     assert float(backlog[0]["value"][1]) >= 0
     poll(lambda: not query(prom, "max(casefeedback_relay_unpublished_events) > 0"), 60, "the backlog at 0")
+
+
+def _alertmanager_active(port: int, alertname: str, procedure: str) -> list[dict[str, Any]]:
+    filters = urllib.parse.urlencode([("filter", f'alertname="{alertname}"'), ("filter", f'procedure="{procedure}"'),
+                                      ("active", "true"), ("silenced", "false"), ("inhibited", "false")])
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/alerts?{filters}", timeout=10) as response:
+        alerts: list[dict[str, Any]] = json.loads(response.read())
+        return alerts
+
+
+def test_a_breach_withdrawn_by_a_late_in_time_response_resolves_its_alert(
+        alerting: tuple[UpProcess, int, Webhook]) -> None:
+    """The nightly export: the tick breached a deadline whose response was given in time but reached intake after
+    the due instant had passed; the response withdraws the breach, the firing alert resolves."""
+    up, prom, webhook = alerting
+    procedure, series = "england-children-2006", 'procedure="england-children-2006",stage="stage1",kind="respond"'
+    poll(lambda: query(prom, f"casefeedback_deadlines_breach_withdrawn_total{{{series}}} == 0"), 60,
+         "the withdrawal counter scraped at 0")
+    received = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
+    case = "case-alert-withdrawn"
+    feed = up.home / "withdrawn-breach.jsonl"
+    feed.write_text(json.dumps(demo.event("complaint.received", case, received, {
+        "service_area": "childrens_services", "channel": "web", "stage": "stage1", "serious": False,
+        "procedure": procedure})) + "\n")
+    assert up.cli("emit", str(feed)).returncode == 0
+
+    def firing() -> bool:
+        return any(a["alertname"] == "CasefeedbackDeadlineBreached" and a.get("procedure") == procedure
+                   for a in webhook.alerts())
+
+    poll(firing, 120, f"the breach alert of {procedure} at the webhook (got {webhook.alerts()})")
+    assert not webhook.resolved() or all(a.get("procedure") != procedure for a in webhook.resolved())
+    am_port = int(_alertmanager_port(prom))
+    assert _alertmanager_active(am_port, "CasefeedbackDeadlineBreached", procedure)
+
+    # the response was given the day after the complaint, long before the due instant; it arrives only now
+    feed.write_text(json.dumps(demo.event("complaint.responded", case, received + timedelta(days=1),
+                                          {"stage": "stage1", "outcome": "upheld"})) + "\n")
+    assert up.cli("emit", str(feed)).returncode == 0
+    poll(lambda: query(prom, f"sum(casefeedback_deadlines_breach_withdrawn_total{{{series}}}) == 1"), 60,
+         "the withdrawal derived and counted")
+
+    def resolved() -> bool:
+        return any(a["alertname"] == "CasefeedbackDeadlineBreached" and a.get("procedure") == procedure
+                   for a in webhook.resolved())
+
+    poll(resolved, 120, f"the resolved notification at the webhook (got {webhook.received[-3:]})")
+    assert not _alertmanager_active(am_port, "CasefeedbackDeadlineBreached", procedure)
+    history = up.cli("history", case)
+    assert history.returncode == 0 and "deadline.breach_withdrawn" in history.stdout, history.stdout
+    assert "late=no" in history.stdout
+
+
+def _alertmanager_port(prom: int) -> str:
+    """The Alertmanager this Prometheus sends to (as the fixture configured it)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{prom}/api/v1/alertmanagers", timeout=10) as response:
+        url = json.loads(response.read())["data"]["activeAlertmanagers"][0]["url"]
+    return str(urllib.parse.urlparse(url).port)

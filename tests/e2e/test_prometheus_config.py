@@ -18,6 +18,7 @@ RULES = DEPLOY / "prometheus" / "rules" / "casefeedback.yml"
 KNOWN_METRICS = {
     "casefeedback_events_total", "casefeedback_deadletter_total", "casefeedback_complaints_open",
     "casefeedback_deadlines_overdue", "casefeedback_deadlines_breached_total", "casefeedback_timeliness_ratio",
+    "casefeedback_deadlines_breach_withdrawn_total",
     "casefeedback_timeliness_counted", "casefeedback_timeliness_met", "casefeedback_complaint_outcomes_total",
     "casefeedback_compliments_total", "casefeedback_satisfaction_ratio", "casefeedback_satisfaction_responses",
     "casefeedback_satisfaction_positive", "casefeedback_satisfaction_target_ratio",
@@ -115,3 +116,10 @@ def test_the_breach_panel_counts_breaches_in_whole_numbers_as_the_alert_does() -
     counted = " ".join(rule["expr"].split()).removesuffix(" > 0")
     (panel,) = [e for d, title, e in dashboard_queries() if title == "Deadline breaches (last hour)"]
     assert " ".join(panel.split()) == counted and "increase(" not in counted
+
+
+def test_every_panel_and_rule_that_counts_breaches_counts_them_net_of_withdrawals() -> None:
+    exprs = [e for _, _, e in dashboard_queries()] + [r["expr"] for r in alert_rules()]
+    counting = [e for e in exprs if "casefeedback_deadlines_breached_total" in e]
+    assert len(counting) >= 2
+    assert all("casefeedback_deadlines_breach_withdrawn_total" in e for e in counting), counting
