@@ -1,6 +1,8 @@
 """What replay reports and what it needs of every projection it runs.
 
-A projection is fed every history event in seq order (`apply`), says what it found wrong on the
+Before comparing with the live state, a projection reads how far its live service has applied the
+history (`follow`, in the replay's snapshot) and from then on rebuilds only what that service has
+applied (contract 11.3). A projection is fed every history event in seq order (`apply`), says what it found wrong on the
 way (a derived event that cannot be re-derived, a version gap), says what is left over at the end
 (`finish`: derived events the domain expects but the history lacks), and hands over its rebuilt
 state (`state`) for comparison with what the live service holds (`live_state`, None when the
@@ -40,9 +42,15 @@ class Projection(Protocol):
     # Optional, True when absent: the state is keyed by subject, so a parallel replay shard compares its own
     # subjects with the live state. False: the state sums over subjects and shards' states are added up.
     # per_subject: bool
+    # Optional, 0 when absent: how many events of its types it left out as not yet applied by the live service.
+    # unapplied: int
 
     async def prepare(self, conn: asyncpg.Connection) -> None:
         """Read what the projection needs before the first event (stored procedure versions)."""
+
+    async def follow(self, conn: asyncpg.Connection) -> list[Difference]:
+        """Rebuild only what the live service has applied: read its positions (in the replay's snapshot); what
+        makes them unusable is a difference. Called before the first event, only when comparing with live."""
 
     def apply(self, event: StoredEvent) -> list[Difference]:
         """Take one history event (seq order) into the rebuilt state; report what does not re-derive."""

@@ -6,6 +6,12 @@ subject. Every projection's state is per subject (escalation, learning, versions
 counts), so a shard that sees all of its subjects' events in seq order rebuilds them with the same
 code as the one-process replay. The history is read from the database once, not once per shard.
 
+The reader and every shard read one snapshot of the database: the reader opens a read-only
+REPEATABLE READ transaction and exports its snapshot (`pg_export_snapshot()`), each shard's
+transaction takes it (`SET TRANSACTION SNAPSHOT`) before reading anything, so positions, history and
+live tables are of one instant in every process (contract 11.3). Each shard reads its services'
+positions in it and rebuilds only what they have applied, and judges its own cases' acts.
+
 A shard compares its per-subject projections with the live state of the subjects it rebuilt, so no
 large state crosses between processes: what comes back is the live keys it did not rebuild (a key
 no shard rebuilt is in the live state but not derivable from the history) and the summed
@@ -29,8 +35,9 @@ from typing import Any
 
 import asyncpg
 
+from services.audit import store
 from services.audit.differences import Projection, compare
-from services.audit.projections import build_projections
+from services.audit.projections import build_judgement, build_projections
 from services.audit.replay import (
     Head,
     Progress,
@@ -39,8 +46,10 @@ from services.audit.replay import (
     check_links,
     compare_live,
     finish_chain,
+    follow_live,
     lap,
     last_seq,
+    note_following,
     read_batches,
     start_chain,
 )
@@ -80,29 +89,39 @@ def _summed(projection: Projection) -> bool:
     return not getattr(projection, "per_subject", True)
 
 
-async def _shard(settings: Settings, inbox: Any, compare_with_live: bool) -> ShardResult:
+async def _shard(settings: Settings, inbox: Any, compare_with_live: bool, snapshot: str) -> ShardResult:
     conn = await asyncpg.connect(settings.require_database())
     try:
-        projections = build_projections(settings)
-        summary = ReplaySummary(projections=[p.name for p in projections])
-        for projection in projections:
-            await projection.prepare(conn)
-        while (dealt := inbox.get()) is not None:  # this shard's rows of one batch (as `StoredEvent` positions)
-            apply_rows(pickle.loads(dealt), projections, None, summary)
-        for projection in projections:
-            summary.differences.extend(projection.finish())
-        result = ShardResult(summary)
-        if compare_with_live:
-            await compare_live(conn, [p for p in projections if not _summed(p)], summary, result.unclaimed)
-            result.states = {p.name: dict(p.state()) for p in projections if _summed(p)}
-        return result
+        async with store.snapshot(conn, snapshot):  # the reader's view of the database, shared
+            return await _rebuild(conn, settings, inbox, compare_with_live)
     finally:
         await conn.close()
 
 
-def shard_main(settings: Settings, inbox: Any, outbox: Any, compare_with_live: bool) -> None:
-    """Process entry: rebuild (and compare) the subjects whose events arrive on `inbox`; the result goes to `outbox`."""
-    outbox.put(asyncio.run(_shard(settings, inbox, compare_with_live)))
+async def _rebuild(conn: asyncpg.Connection, settings: Settings, inbox: Any, compare_with_live: bool) -> ShardResult:
+    projections, judgement = build_projections(settings), build_judgement(settings)
+    summary = ReplaySummary(projections=[p.name for p in projections])
+    runners = [*projections, judgement]
+    for runner in runners:
+        await runner.prepare(conn)
+    if compare_with_live:
+        await follow_live(conn, projections, summary)
+    while (dealt := inbox.get()) is not None:  # this shard's rows of one batch (as `StoredEvent` positions)
+        apply_rows(pickle.loads(dealt), runners, None, summary)
+    for runner in runners:
+        summary.differences.extend(runner.finish())
+    result = ShardResult(summary)
+    if compare_with_live:
+        await compare_live(conn, [p for p in projections if not _summed(p)], summary, result.unclaimed)
+        result.states = {p.name: dict(p.state()) for p in projections if _summed(p)}
+    note_following(projections, judgement, summary)
+    return result
+
+
+def shard_main(settings: Settings, inbox: Any, outbox: Any, compare_with_live: bool, snapshot: str) -> None:
+    """Process entry: rebuild (and compare) the subjects whose events arrive on `inbox`, reading the database in
+    the exported `snapshot`; the result goes to `outbox`."""
+    outbox.put(asyncio.run(_shard(settings, inbox, compare_with_live, snapshot)))
 
 
 def _put(inbox: Any, item: Any, processes: list[SpawnProcess]) -> None:
@@ -139,10 +158,14 @@ def _merge(results: list[ShardResult], summary: ReplaySummary) -> None:
     for result in results:
         summary.events += result.summary.events
         summary.by_type.update(result.summary.by_type)
+        summary.refused += result.summary.refused
+        for name, n in result.summary.unapplied.items():
+            summary.unapplied[name] = summary.unapplied.get(name, 0) + n
         for name, seconds in result.summary.timings.items():
             summary.timings[name] += seconds
         found.extend(result.summary.differences)
         summary.compared.extend(n for n in result.summary.compared if n not in summary.compared)
+    summary.refused.sort()
     # In the one-process order: by seq, then what has none by projection and key. Each shard reports what
     # concerns them all (an unreadable live table) once: keep one of each.
     rank = {name: i for i, name in enumerate(summary.projections)}
@@ -176,14 +199,24 @@ async def _read(conn: asyncpg.Connection, total: int, batch: int, inboxes: list[
 async def replay_parallel(conn: asyncpg.Connection, settings: Settings, until: datetime | None = None,
                           batch: int = 5000, workers: int = 2, progress: Progress | None = None,
                           expect_head: Head | None = None) -> ReplaySummary:
-    """The replay of `replay.replay`, its projections split over `workers` shard processes by subject."""
+    """The replay of `replay.replay`, its projections split over `workers` shard processes by subject, every
+    process reading the reader's snapshot."""
     started = time.monotonic()
+    async with store.snapshot(conn):
+        summary = await _replay_in(conn, await store.export_snapshot(conn), settings, until, batch, workers, progress,
+                                   expect_head)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+async def _replay_in(conn: asyncpg.Connection, snapshot: str, settings: Settings, until: datetime | None, batch: int,
+                     workers: int, progress: Progress | None, expect_head: Head | None) -> ReplaySummary:
     total = await last_seq(conn, until)
     compare_with_live = until is None
     context = get_context("spawn")  # a clean interpreter: no event loop or connection inherited
     inboxes = [context.Queue(QUEUED_BATCHES) for _ in range(workers)]
     outbox = context.Queue()
-    processes = [context.Process(target=shard_main, args=(settings, inbox, outbox, compare_with_live),
+    processes = [context.Process(target=shard_main, args=(settings, inbox, outbox, compare_with_live, snapshot),
                                  name=f"{i + 1}/{workers}", daemon=True) for i, inbox in enumerate(inboxes)]
     for process in processes:
         process.start()
@@ -207,5 +240,4 @@ async def replay_parallel(conn: asyncpg.Connection, settings: Settings, until: d
             for result in results:
                 projection.absorb(result.states.get(projection.name, {}))
         await compare_live(conn, summed, summary)
-    summary.seconds = time.monotonic() - started
     return summary

@@ -4,7 +4,8 @@ Each entry is a service's own declaration (its pure decide or count functions, i
 load its live state); the live workers run the same declarations (`services/escalation/projection.py`,
 `services/learning/projection.py`, `services/metrics/projection.py`), and the history's own
 projection (`SubjectVersions`) checks each subject's versions. `build_projections` makes the replay
-runner of each (`services/audit/rebuild.py`).
+runner of each (`services/audit/rebuild.py`); `build_judgement` the reading of every case's acts through
+the one judgement that replay runs beside them (`services/audit/judgement.py`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from services.audit.differences import Projection
+from services.audit.judgement import Judgement
 from services.audit.rebuild import CaseRebuild, CountRebuild, SubjectVersions
 from services.common.settings import Settings
 from services.deadlines.procedure_files import load_book
@@ -26,9 +28,9 @@ Build = Callable[[Settings], Projection]
 # name -> how replay builds its runner from the settings; the history's own first.
 PROJECTIONS: dict[str, Build] = {
     "history": lambda settings: SubjectVersions(),
-    ESCALATION.name: lambda settings: CaseRebuild(ESCALATION, _book(settings)),
-    LEARNING.name: lambda settings: CaseRebuild(LEARNING, _book(settings)),
-    METRICS.name: lambda settings: CountRebuild(METRICS, label_sets(settings)),
+    ESCALATION.name: lambda settings: CaseRebuild(ESCALATION, _book(settings), settings.kafka.partitions),
+    LEARNING.name: lambda settings: CaseRebuild(LEARNING, _book(settings), settings.kafka.partitions),
+    METRICS.name: lambda settings: CountRebuild(METRICS, label_sets(settings), settings.kafka.partitions),
 }
 
 
@@ -39,3 +41,8 @@ def _book(settings: Settings) -> ProcedureBook:
 def build_projections(settings: Settings) -> list[Projection]:
     """Every projection's replay runner, in the table's order."""
     return [build(settings) for build in PROJECTIONS.values()]
+
+
+def build_judgement(settings: Settings) -> Judgement:
+    """The one judgement over every case's acts, under the configured procedures."""
+    return Judgement(_book(settings))

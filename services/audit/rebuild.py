@@ -8,6 +8,13 @@
   the domain derives was recorded; its state is compared with the declared live loader's.
 - `CountRebuild`: the metrics declaration (`services/metrics/projection.py`): the declared `count`
   per event, counts summed.
+
+When replay compares with the live state, each of the services' projections first reads its service's
+positions (`follow`, `services/audit/applied.py`) and then leaves out every event that service has
+not applied yet; a case projection keeps every event its service derived itself, whatever its seq
+(recorded in the same transaction as the state it changed, or by a tick at the wall clock: done work).
+Timers fire in replay only where the history shows the service fired them or an applied event's time
+passed them, never at the replay's own clock, so a tick that has not fired yet is no difference.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from typing import Any, ClassVar
 import asyncpg
 
 from schemas.upcast import schema_urn
+from services.audit.applied import Positions, consumer_group, misplaced, positions_of
 from services.audit.differences import Difference
 from services.common.eventstore import StoredEvent
+from services.common.settings import KafkaSettings
 from services.deadlines import store as deadlines_store
 from services.deadlines.procedures import ProcedureBook
 from services.deadlines.projection import CaseProjection
@@ -38,6 +47,10 @@ class SubjectVersions:
 
     async def prepare(self, conn: asyncpg.Connection) -> None:
         """Nothing to read beforehand."""
+
+    async def follow(self, conn: asyncpg.Connection) -> list[Difference]:
+        """The history's own projection follows the whole history."""
+        return []
 
     def apply(self, event: StoredEvent) -> list[Difference]:
         """Note the subject's version; a gap or a repeat is a difference."""
@@ -73,8 +86,11 @@ class CaseRebuild:
 
     declared: CaseProjection[Any]
     book: ProcedureBook
+    partitions: int = KafkaSettings.partitions  # of casefeedback.events
     states: dict[str, Any] = field(default_factory=dict)
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)
+    positions: Positions | None = None  # how far the live service has applied (None: the whole history)
+    unapplied: int = 0
     decide: Callable[[Any, dict[str, Any]], Any] = field(init=False)
     types: frozenset[str] = field(init=False)
 
@@ -95,9 +111,19 @@ class CaseRebuild:
         if await conn.fetchval("SELECT to_regclass('procedure_documents') IS NOT NULL"):
             await deadlines_store.load_procedures(conn, self.book)
 
+    async def follow(self, conn: asyncpg.Connection) -> list[Difference]:
+        """Read the service's positions; its stored cases must sit on the partitions replay places them on."""
+        self.positions = await positions_of(conn, consumer_group(self.name), self.partitions)
+        return await misplaced(conn, self.name, self.declared.table, self.partitions)
+
     def apply(self, event: StoredEvent) -> list[Difference]:
-        """Decide the event for its subject, then match it if this service recorded it."""
+        """Decide the event for its subject, then match it if this service recorded it (events the service has
+        not applied yet, when following its positions, are left out)."""
         body = event.body
+        mine = body.get("source") == self.declared.source
+        if not mine and self.positions is not None and not self.positions.applied(event.subject, event.seq):
+            self.unapplied += event.type in self.types
+            return []
         if event.type in self.types:
             # The live engine's own guard: an event whose decide raises is refused and leaves the state as it was.
             decision = decide_safely(self.decide, self.states.get(event.subject), body)
@@ -105,7 +131,7 @@ class CaseRebuild:
                 self.states[event.subject] = decision.state
             for derived in decision.derived:
                 self.pending.setdefault(str(derived["id"]), derived)
-        return self._match(event) if body.get("source") == self.declared.source else []
+        return self._match(event) if mine else []
 
     def _match(self, event: StoredEvent) -> list[Difference]:
         expected = self.pending.pop(event.id, None)
@@ -159,10 +185,13 @@ class CountRebuild:
 
     declared: CountProjection
     sets: metrics_domain.LabelSets
+    partitions: int = KafkaSettings.partitions  # of casefeedback.events
     per_subject: ClassVar[bool] = False  # counts add up over subjects: parallel replay sums its shards' states
     buckets: metrics_domain.Buckets = field(default_factory=dict)
     surveys: dict[str, int] = field(default_factory=dict)
     absorbed: dict[str, Any] = field(default_factory=dict)
+    positions: Positions | None = None  # how far the live service has applied (None: the whole history)
+    unapplied: int = 0
 
     @property
     def name(self) -> str:
@@ -171,9 +200,18 @@ class CountRebuild:
     async def prepare(self, conn: asyncpg.Connection) -> None:
         """Nothing to read beforehand."""
 
+    async def follow(self, conn: asyncpg.Connection) -> list[Difference]:
+        """Read the metrics service's positions."""
+        self.positions = await positions_of(conn, self.declared.group, self.partitions)
+        return []
+
     def apply(self, event: StoredEvent) -> list[Difference]:
-        """Count the event as the metrics worker does (events it refuses are skipped, as it dead-letters them)."""
+        """Count the event as the metrics worker does (events it refuses are skipped, as it dead-letters them;
+        events it has not applied yet, when following its positions, are left out)."""
         if event.type not in self.declared.types:
+            return []
+        if self.positions is not None and not self.positions.applied(event.subject, event.seq):
+            self.unapplied += 1
             return []
         try:
             counted = self.declared.count(event.body, 0, event.seq, self.sets)

@@ -1,21 +1,25 @@
 """Replay: read the whole history once, verify its hash chain, rebuild every projection, compare with live.
 
-One pass in seq order, in batches (memory stays bounded by the batch plus the projections' state):
-each row's digest and chain link are recomputed as it is read (the same rule as
-`eventstore.verify_chain`), then every projection applies the batch's events in seq order. `until`
-limits the replay to the history up to the last event recorded at or before that instant (a prefix
-in seq order); the live state is then not compared (it has moved on), but the chain and every
-re-derivation still are.
+Everything is read in one consistent view of the database (`store.snapshot`: one read-only REPEATABLE
+READ transaction), so the history, the services' positions and their live tables are those of one
+instant however busy the services are (contract 11.3). One pass in seq order, in batches (memory stays
+bounded by the batch plus the projections' state): each row's digest and chain link are recomputed as
+it is read (the same rule as `eventstore.verify_chain`), then every projection applies the batch's
+events in seq order. Before the first event, each projection reads how far its live service has
+applied the history (`Projection.follow`) and rebuilds only that, so what a service has not applied
+yet (the tail it is working on, a tick that has not fired) is never a difference; the summary says
+how many events each left out. `until` limits the replay to the history up to the last event recorded
+at or before that instant (a prefix in seq order); the live state is then not compared (it has moved
+on), but the chain and every re-derivation still are, over that whole prefix.
+
+Every case's acts are also read through the one judgement (`judgement.Judgement`): the acts it
+refuses (a history recorded under contract 1.1) are listed, not differences.
 
 The replay ends with the chain's head (last seq and its hash) for publishing outside the database: a
 forger who rewrites a row and recomputes the whole chain leaves a consistent chain, but not the head
-published before, which `expect_head` looks for.
-
-Run it when the services have caught up with the history (no traffic, or after it stopped): a
-service still applying the tail shows as a difference, since its tables lag the record. Derived
-events the domain expects but the history lacks (`finish`) likewise mean a service is behind or lost
-work. Time per phase (chain, reading the events, each projection) is kept per batch, so the summary
-shows where a slow replay spends it.
+published before, which `expect_head` looks for. Derived events the domain expects from what a service
+applied but the history lacks (`finish`) mean a service lost work. Time per phase (chain, reading the
+events, each projection) is kept per batch, so the summary shows where a slow replay spends it.
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ from operator import attrgetter
 import asyncpg
 
 from schemas.upcast import UPCAST_TYPES, upcast
+from services.audit import store
 from services.audit.differences import Difference, Projection, compare
 from services.audit.erasure import ERASURE_TYPE, erasure_problems
+from services.audit.judgement import Judgement, RefusedAct
 from services.common.eventstore import (
     GENESIS,
     LINK_COLUMNS,
@@ -90,6 +96,9 @@ class ReplaySummary:
     head: Head | None = None  # the chain's head as read, to publish
     published_found: Head | None = None  # the head the caller expected, found in the history
     erased: list[str] = field(default_factory=list)  # subjects with erased events (erased, not tampered)
+    refused: list[RefusedAct] = field(default_factory=list)  # acts the one judgement refuses, in seq order
+    # per projection compared with live: the events of its types its service has not applied yet (left out)
+    unapplied: dict[str, int] = field(default_factory=dict)
     # seconds spent in the chain check and in each projection
     timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
@@ -233,20 +242,44 @@ def lap(summary: ReplaySummary, name: str, since: float) -> float:
 
 
 async def replay(conn: asyncpg.Connection, projections: list[Projection], until: datetime | None = None,
-                 batch: int = 5000, progress: Progress | None = None,
-                 expect_head: Head | None = None) -> ReplaySummary:
-    """Replay the history through `projections`; compare with live state unless `until` is given.
+                 batch: int = 5000, progress: Progress | None = None, expect_head: Head | None = None,
+                 judgement: Judgement | None = None) -> ReplaySummary:
+    """Replay the history through `projections` in one snapshot; compare with live state unless `until` is given.
 
-    With `expect_head`, a head published before must be in the history (the same hash at its seq).
+    With `expect_head`, a head published before must be in the history (the same hash at its seq); with
+    `judgement`, the acts it refuses are listed.
     """
     started = time.monotonic()
     summary = ReplaySummary(projections=[p.name for p in projections])
-    total = await last_seq(conn, until)
-    await apply_history(conn, projections, summary, total, batch, progress, expect_head)
-    if until is None:
-        await compare_live(conn, projections, summary)
+    async with store.snapshot(conn):
+        total = await last_seq(conn, until)
+        if until is None:
+            await follow_live(conn, projections, summary)
+        runners = [*projections, judgement] if judgement is not None else projections
+        await apply_history(conn, runners, summary, total, batch, progress, expect_head)
+        if until is None:
+            await compare_live(conn, projections, summary)
+    note_following(projections, judgement, summary)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+async def follow_live(conn: asyncpg.Connection, projections: list[Projection], summary: ReplaySummary) -> None:
+    """Each projection reads how far its live service has applied the history; what it cannot use is a difference."""
+    for projection in projections:
+        try:
+            summary.differences += await projection.follow(conn)
+        except (asyncpg.PostgresError, ValueError) as exc:  # a table the code does not match
+            summary.differences.append(Difference(projection.name, "-", f"positions unreadable: {exc}"[:500]))
+
+
+def note_following(projections: list[Projection], judgement: Judgement | None, summary: ReplaySummary) -> None:
+    """Put into the summary what each projection left out as not yet applied, and the refused acts."""
+    for projection in projections:
+        if getattr(projection, "positions", None) is not None:
+            summary.unapplied[projection.name] = int(getattr(projection, "unapplied", 0))
+    if judgement is not None:
+        summary.refused = sorted(judgement.refused)
 
 
 async def last_seq(conn: asyncpg.Connection, until: datetime | None) -> int:
@@ -332,7 +365,9 @@ def render_summary(summary: ReplaySummary, limit: int = 20) -> str:
     if summary.timings:
         spent = sorted(summary.timings.items(), key=lambda kv: -kv[1])
         lines.append("time spent: " + ", ".join(f"{name} {s:.1f} s" for name, s in spent))
+    lines += _following_lines(summary)
     lines += _head_lines(summary)
+    lines += _refused_lines(summary, limit)
     if summary.erased:
         shown = ", ".join(summary.erased[:limit]) + (" ..." if len(summary.erased) > limit else "")
         lines.append(f"erased (personal and free-text fields removed, chain intact): {len(summary.erased)} "
@@ -356,4 +391,26 @@ def _head_lines(summary: ReplaySummary) -> list[str]:
     if summary.published_found is not None:
         found_seq, found_hash = summary.published_found
         lines.append(f"published head seq {found_seq} hash {found_hash.hex()} found in the history")
+    return lines
+
+
+def _following_lines(summary: ReplaySummary) -> list[str]:
+    """How far behind the history each service compared with live was (its tail is left out, not a difference)."""
+    if not summary.unapplied:
+        return []
+    behind = {name: n for name, n in summary.unapplied.items() if n}
+    if not behind:
+        return ["compared at the services' positions: every service has applied the whole history"]
+    shown = ", ".join(f"{name} {n:,}" for name, n in behind.items())
+    return [f"compared at the services' positions; events not yet applied, left out: {shown}"]
+
+
+def _refused_lines(summary: ReplaySummary, limit: int) -> list[str]:
+    """The acts the one judgement refuses (recorded under contract 1.1): listed, skipped by every output."""
+    if not summary.refused:
+        return []
+    lines = [f"refused by the judgement: {len(summary.refused)} act(s) (skipped by every output; not differences)"]
+    lines += [f"  {act}" for act in summary.refused[:limit]]
+    if len(summary.refused) > limit:
+        lines.append(f"  ... and {len(summary.refused) - limit} more")
     return lines

@@ -11,14 +11,16 @@ from typing import TextIO
 
 from services.audit import store
 from services.audit.parallel import AUTO_MAX_WORKERS, AUTO_MIN_EVENTS, MAX_WORKERS, auto_workers, replay_parallel
-from services.audit.projections import build_projections
+from services.audit.projections import build_judgement, build_projections
 from services.audit.replay import Head, Progress, ReplaySummary, last_seq, render_summary, replay
 from services.cli.arguments import chain_head, instant
 from services.common.errors import ConfigurationError
 from services.common.settings import Settings
 
 HELP = ("rebuild every projection from the recorded history, verify its hash chain and every derived event, "
-        "compare with the live state and print the chain head to publish; exits 1 on any difference")
+        "compare with the live state (in one snapshot, at the positions the services have applied: safe while "
+        "they work), list the acts the judgement refuses and print the chain head to publish; exits 1 on any "
+        "difference")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +60,8 @@ async def run_replay(settings: Settings, until: datetime | None, batch: int, sho
         if workers > 1:
             summary = await replay_parallel(conn, settings, until, batch, workers, progress, expect_head)
         else:
-            summary = await replay(conn, build_projections(settings), until, batch, progress, expect_head)
+            summary = await replay(conn, build_projections(settings), until, batch, progress, expect_head,
+                                   build_judgement(settings))
         if show_progress:
             sys.stdout.write("\n")
         return summary

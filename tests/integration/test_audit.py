@@ -241,10 +241,12 @@ def test_replay_reports_cases_the_live_service_does_not_hold(
     case = unique("case")
     asyncio.run(_fresh_history(own_db, complaint_story(case, datetime(2011, 3, 1, 10, tzinfo=timezone.utc), 1, 2)))
     phantom = unique("case")  # a live case with no history behind it
-    asyncio.run(_insert_live_case(own_db, phantom))
+    asyncio.run(_insert_live_case(own_db, phantom, settings.kafka.partitions))
+    # escalation's positions say it applied the whole history, yet its table lacks the case
+    asyncio.run(_positions_at_head(own_db, "casefeedback-escalation", settings.kafka.partitions))
     try:
         for workers in (1, 2):  # the shards compare only their own cases; the phantom is nobody's
-            code, out = _replay_cli(own_db, capsys, settings, until=None, workers=workers)  # no worker ran here
+            code, out = _replay_cli(own_db, capsys, settings, until=None, workers=workers)
             assert code == 1
             assert "compared with live: escalation" in out
             assert f"first differing case: {min(case, phantom)}" in out  # the live comparison goes by key
@@ -253,9 +255,18 @@ def test_replay_reports_cases_the_live_service_does_not_hold(
             assert out.count(f"{phantom} (escalation)") == 1
     finally:
         asyncio.run(_execute(own_db, "DELETE FROM escalation_cases WHERE subject = $1", phantom))
+        asyncio.run(_execute(own_db, "DELETE FROM consumer_positions"))
 
 
-async def _insert_live_case(url: str, subject: str) -> None:
+async def _positions_at_head(url: str, group: str, partitions: int) -> None:
+    """Store the group's position at the history's head on every partition (as if it had applied it all)."""
+    await _execute(url, "INSERT INTO consumer_positions (grp, topic, partition, seq, hash) "
+                        "SELECT $1, 'casefeedback.events', p, seq, hash FROM chain_head, generate_series(0, $2 - 1) p",
+                   group, partitions)
+
+
+async def _insert_live_case(url: str, subject: str, partitions: int) -> None:
+    from services.audit.applied import partition_of
     from services.escalation import codec
 
     body = cloudevent("complaint.received", subject, "2011-03-01T10:00:00Z", {
@@ -264,8 +275,8 @@ async def _insert_live_case(url: str, subject: str) -> None:
     state = escalation.decide(None, body, load_book()).state
     assert state is not None
     await _execute(url, "INSERT INTO escalation_cases (subject, partition, last_seq, open, stage, service_area, state) "
-                        "VALUES ($1, 0, 0, true, 'level1', 'housing', $2::jsonb)",
-                   subject, json.dumps(codec.encode(state)))
+                        "VALUES ($1, $3, 0, true, 'level1', 'housing', $2::jsonb)",
+                   subject, json.dumps(codec.encode(state)), partition_of(subject, partitions))
 
 
 async def _execute(url: str, sql: str, *args: Any) -> None:

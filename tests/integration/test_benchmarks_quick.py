@@ -50,6 +50,11 @@ FIGURES: dict[str, list[str]] = {
         rf"{NUMBER} s",
         rf"idle resident memory: relay {NUMBER} MiB",
     ],
+    "replay_busy": [
+        *(rf'replay {n}: \{{"replay": {n}, "exit": 0, "differences": 0, .*"during_traffic": true' for n in (1, 2, 3)),
+        r"replay_busy: 3 replay\(s\) during 300 events/s: exit codes 0, 0, 0; differences 0, 0, 0; every replay "
+        r"exited 0",
+    ],
     "soak_backdated": [
         r'run 1: \{"events": \d+, .*"replay_exit": 0, .*"lies": 0, "before_the_act_was_recorded": 0\}',
         r"nightly run 1: [1-9]\d* breaches, [1-9]\d* withdrawn by in-time responses sent after the due instant, \d+ "

@@ -91,7 +91,19 @@ def test_acts_1_2_refuses_in_a_1_1_history_are_read_as_refused_by_every_output(
     story = capsys.readouterr().out
     assert "REFUSED not_allowed: complaint.responded: the case was withdrawn" in story
     assert "outcome none yet; status withdrawn" in story
-    assert _cli(settings, with_refused, "replay", "--until", FAR_FUTURE.isoformat(), "--workers", "1") == 0
-    assert "no differences" in capsys.readouterr().out
+    for workers in ("1", "2"):
+        assert _cli(settings, with_refused, "replay", "--until", FAR_FUTURE.isoformat(), "--workers", workers) == 0
+        out = capsys.readouterr().out
+        assert "no differences" in out
+        listed = out.split("refused by the judgement: ")[1].splitlines()
+        assert listed[0] == "4 act(s) (skipped by every output; not differences)"
+        assert [line.split()[2:4] for line in listed[1:5]] == [
+            ["refused-r1", "complaint.escalated:"], ["refused-r2", "complaint.extension_agreed:"],
+            ["refused-r2", "complaint.suspended:"], ["refused-r3", "complaint.responded:"]]
+        seqs = [int(line.split()[1]) for line in listed[1:5]]
+        assert seqs == sorted(seqs) and all(line.startswith("  seq ") for line in listed[1:5])
+        assert "not_allowed: complaint.escalated to_stage stage3: procedure spso-mchp has no stage stage3" \
+            in listed[1]
+        assert "not_allowed: complaint.responded: the case was withdrawn" in listed[4]
     # the contract 1.1 fixture still gives its frozen figures beside them
     assert _report(settings, with_refused, capsys) == json.loads(FIGURES.read_text())

@@ -179,3 +179,66 @@ def test_a_stored_instant_hashes_the_same_whatever_offset_it_was_given_with() ->
     utc = datetime(2011, 12, 31, 23, 30, 0, 1, tzinfo=timezone.utc)
     assert instant_text(utc) == instant_text(utc.astimezone(timezone(timedelta(hours=-5)))) == "1325374200000001"
     assert instant_text(utc + timedelta(microseconds=1)) != instant_text(utc)
+
+
+def test_following_positions_leaves_out_what_the_service_has_not_applied_but_keeps_what_it_derived() -> None:
+    from services.audit.applied import Positions, partition_of
+
+    p = deriving(counting_decide)
+    a_part = partition_of("a", 6)
+    # the service applied partition a's events up to seq 3; its tick's own events come after, whatever their seq
+    p.positions = Positions.of({a_part: 3}, 6)
+    events = [stored(1, "a", 1, "x"), tick(2, "a", 2, 1), stored(3, "a", 3, "x"), tick(4, "a", 4, 2),
+              stored(5, "a", 5, "x"), stored(6, "a", 6, "complaint.received")]  # not applied yet: left out
+    assert run(p, events) == []  # neither a difference nor a derived event "never recorded"
+    assert p.state() == {"a": 2} and p.unapplied == 2
+    other = next(s for s in ("b", "c", "d", "e", "f", "g", "h") if partition_of(s, 6) != a_part)
+    assert run(p, [stored(7, other, 1, "x")]) == [] and other not in p.state()  # its partition: nothing applied
+
+
+def test_positions_place_a_subject_on_its_partition_and_below_the_lowest_every_event_is_applied() -> None:
+    from services.audit.applied import Positions, partition_of
+
+    seqs = {p: 100 + p for p in range(6)}
+    positions = Positions.of(seqs, 6)
+    assert positions.floor == 100
+    assert all(positions.applied(s, 100) for s in ("a", "b", "case-1"))
+    assert positions.applied("case-1", 100 + partition_of("case-1", 6))
+    assert not positions.applied("case-1", 101 + partition_of("case-1", 6))
+    assert Positions.of({0: 50}, 6).floor == 0  # a partition with no position has applied nothing
+
+
+def test_the_judgement_lists_acts_it_refuses_in_a_history_and_judges_each_case_in_history_order() -> None:
+    from services.audit.judgement import Judgement
+    from services.deadlines.procedure_files import load_book
+
+    judgement = Judgement(load_book())
+    received: dict[str, Any] = {"stage": "stage1", "serious": False, "service_area": "housing", "channel": "web",
+                "procedure": "spso-mchp"}
+    events = [stored(1, "c", 1, "complaint.received", **received), stored(2, "c", 2, "complaint.escalated",
+                                                                         to_stage="stage3"),
+              stored(3, "d", 1, "complaint.acknowledged", stage="stage1"),  # no receipt: inconsistent
+              stored(4, "c", 3, "complaint.escalated", to_stage="stage2")]
+    assert [d for e in events for d in judgement.apply(e)] == []
+    assert [(r.seq, r.subject, r.type, r.reason) for r in judgement.refused] == [
+        (2, "c", "complaint.escalated", "not_allowed"), (3, "d", "complaint.acknowledged", "inconsistent")]
+    assert "procedure spso-mchp has no stage stage3" in judgement.refused[0].detail
+    assert judgement.cases["c"].status == "open" and len(judgement.cases["c"].acts) == 2
+
+
+def test_summary_lists_refused_acts_first_twenty_and_how_far_each_service_was_behind() -> None:
+    from services.audit.judgement import RefusedAct
+
+    summary = ReplaySummary(events=30, seconds=1.0, projections=["history"], compared=["escalation"])
+    summary.refused = [RefusedAct(i, f"case-{i}", "complaint.escalated", "not_allowed", "no stage3")
+                       for i in range(1, 23)]
+    summary.unapplied = {"escalation": 12, "learning": 0, "metrics": 1234}
+    text = render_summary(summary)
+    assert "refused by the judgement: 22 act(s) (skipped by every output; not differences)\n" in text
+    assert "  seq 1 case-1 complaint.escalated: not_allowed: no stage3\n" in text
+    assert "  seq 20 case-20 " in text and "seq 21 " not in text and "  ... and 2 more\n" in text
+    assert "compared at the services' positions; events not yet applied, left out: escalation 12, metrics 1,234" \
+        in text
+    assert text.endswith("no differences\n")  # refused acts are no difference
+    summary.unapplied = {"escalation": 0}
+    assert "every service has applied the whole history" in render_summary(summary)
