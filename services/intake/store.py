@@ -213,3 +213,22 @@ async def save_stories(conn: asyncpg.Connection, cases: Mapping[str, Sequence[Ac
             "INSERT INTO intake_cases (subject, acts) SELECT s, a::jsonb "
             "FROM unnest($1::text[], $2::text[]) AS x(s, a) ON CONFLICT (subject) DO UPDATE SET acts = EXCLUDED.acts",
             list(cases), [json.dumps([a.to_json() for a in acts]) for acts in cases.values()])
+
+
+# The hold key of an act its case's story refused for now: it waits for the case's next act (contract 11.1).
+STORY_KEY = "story/"
+
+
+async def held_for_stories(conn: asyncpg.Connection, subjects: Sequence[str]) -> list[HeldEvent]:
+    """The acts waiting for these cases' stories to move, in arrival order, row-locked (left in the hold)."""
+    if not subjects:
+        return []
+    rows = await conn.fetch(f"SELECT {_SELECT_HELD} FROM intake_held WHERE awaits = any($1::text[]) "
+                            "ORDER BY held_seq FOR UPDATE", [STORY_KEY + s for s in subjects])
+    return [_held(r) for r in rows]
+
+
+async def unhold(conn: asyncpg.Connection, ids: Sequence[str]) -> None:
+    """Take these events out of the hold (they were appended)."""
+    if ids:
+        await conn.execute("DELETE FROM intake_held WHERE id = any($1::text[])", list(ids))

@@ -28,7 +28,7 @@ from prometheus_client import Counter as PrometheusCounter
 from schemas.registry import INBOUND_TOPICS
 from schemas.times import event_time
 from services.cases import rules
-from services.cases.story import Case, Refusal, act_of
+from services.cases.story import JUDGED_TYPES, Case, Refusal, act_of
 from services.common import eventstore
 from services.common.consumer import Apply
 from services.common.deadletter import Headers, deadletter_value, send_deadletters
@@ -160,7 +160,7 @@ class IntakeWorker(Worker):
             await store.hold(conn, self._to_hold(records, verdicts, plan.holds), now,
                              now + timedelta(seconds=self.settings.out_of_order_grace_s))
             events, sources = _expand(plan.appends, records, verdicts, released)
-            events = await self._admit(conn, events, sources, outcome)
+            events = await self._admit(conn, events, sources, outcome, now)
             result = await eventstore.append(conn, events, now, recorded=known.recorded)
         _settle(outcome, plan, records, verdicts, result, sources)
         return outcome
@@ -196,32 +196,73 @@ class IntakeWorker(Worker):
             await deadline_store.load_procedures(conn, self.book)
             self.stories_since = await store.stories_since(conn)
 
-    async def _admit(self, conn: asyncpg.Connection, events: list[eventstore.NewEvent],
-                     sources: Mapping[str, Source], outcome: Outcome) -> list[eventstore.NewEvent]:
-        """The events the case's story admits (contract 11.1), in order; the others refused into `outcome`.
+    async def _admit(self, conn: asyncpg.Connection, events: list[eventstore.NewEvent], sources: dict[str, Source],
+                     outcome: Outcome, now: datetime, final: bool = False) -> list[eventstore.NewEvent]:
+        """The events the case's story admits (contract 11.1), in order, with the acts that waited for it.
 
         Each act is judged against its case's story as intake keeps it, and the stories it changes are
-        written in the same transaction as the append.
+        written in the same transaction as the append. An act refused now waits in the hold for the
+        grace time (an act it needs, dated before it, may still come: upstream systems send out of order)
+        and is judged again each time its case's story moves; once the grace has passed (`final`) a
+        refusal is a dead letter with the judgement's reason and detail.
         """
-        acts = [act_of(e.body, e.time or event_time(e.body)) for e in events]
-        subjects = {str(e.body["subject"]) for e, a in zip(events, acts, strict=True) if a is not None}
-        stored = await store.load_stories(conn, subjects, self.stories_since)
-        cases = {subject: rules.tell(told, self.book).case for subject, told in stored.items()}
-        kept, changed = [], set()
-        for event, act in zip(events, acts, strict=True):
-            if act is None:
-                kept.append(event)
-                continue
-            subject = str(event.body["subject"])
-            told = rules.judge(cases.get(subject, Case()), act, self.book)
-            if isinstance(told, Refusal):
-                outcome.refuse(_origin(sources[act.id]), domain.type_label(act.type), told.reason, told.detail, act.id)
-                continue
-            cases[subject] = told
-            changed.add(subject)
-            kept.append(event)
-        await store.save_stories(conn, {s: cases[s].acts for s in changed})
+        cases = await self._cases(conn, [e.body for e in events])
+        kept: list[eventstore.NewEvent] = []
+        waiting: list[eventstore.NewEvent] = []
+        for event in events:
+            (kept if self._judged(cases, event.body, event.time) else waiting).append(event)
+        kept += await self._released(conn, cases, sources)
+        if final:
+            for event in waiting:
+                self._refuse(cases, event.body, sources, outcome)
+        else:
+            await store.hold(conn, [_story_held(e, sources[str(e.body["id"])]) for e in waiting], now,
+                             now + timedelta(seconds=self.settings.out_of_order_grace_s))
+        await store.save_stories(conn, {s: c.case.acts for s, c in cases.items() if c.moved})
         return kept
+
+    async def _cases(self, conn: asyncpg.Connection, bodies: list[dict[str, Any]]) -> dict[str, _Judging]:
+        subjects = {str(b["subject"]) for b in bodies if b.get("type") in JUDGED_TYPES}
+        stored = await store.load_stories(conn, subjects, self.stories_since)
+        return {s: _Judging(rules.tell(stored.get(s, []), self.book).case) for s in subjects}
+
+    def _judged(self, cases: dict[str, _Judging], body: dict[str, Any], time: datetime | None) -> bool:
+        """Whether the act's story admits it now (moving the story on); True for what the story does not judge."""
+        act = act_of(body, time or event_time(body))
+        if act is None:
+            return True
+        judging = cases.setdefault(act_subject(body), _Judging(Case()))
+        told = rules.judge(judging.case, act, self.book)
+        if isinstance(told, Refusal):
+            judging.refusals[act.id] = told
+            return False
+        judging.case, judging.moved = told, True
+        return True
+
+    async def _released(self, conn: asyncpg.Connection, cases: dict[str, _Judging],
+                        sources: dict[str, Source]) -> list[eventstore.NewEvent]:
+        """The held acts of the cases whose story moved that it now admits (judged again until none moves)."""
+        held = await store.held_for_stories(conn, [s for s, c in cases.items() if c.moved])
+        admitted: list[eventstore.NewEvent] = []
+        progress = True
+        while progress and held:
+            progress = False
+            for h in list(held):
+                if self._judged(cases, h.body, None):
+                    admitted.append(eventstore.NewEvent(h.body, h.raw))
+                    sources[h.id] = h
+                    held.remove(h)
+                    progress = True
+        await store.unhold(conn, [str(e.body["id"]) for e in admitted])
+        return admitted
+
+    @staticmethod
+    def _refuse(cases: dict[str, _Judging], body: dict[str, Any], sources: Mapping[str, Source],
+                outcome: Outcome) -> None:
+        event_id = str(body["id"])
+        told = cases[act_subject(body)].refusals[event_id]
+        outcome.refuse(_origin(sources[event_id]), domain.type_label(body.get("type")), told.reason, told.detail,
+                       event_id)
 
     async def _finish(self, outcome: Outcome, now: datetime) -> None:
         await send_deadletters(self.producer, outcome.letters)
@@ -247,14 +288,18 @@ class IntakeWorker(Worker):
                 return 0
             async with conn.transaction():
                 await store.lock_history(conn)
-                held = await store.take_expired(conn, now)
+                expired = await store.take_expired(conn, now)
+                judged = [h for h in expired if h.awaits.startswith(store.STORY_KEY)]  # their grace is over
+                held = [h for h in expired if not h.awaits.startswith(store.STORY_KEY)]
                 openers = await store.openers(conn, {h.awaits for h in held})
                 outcome = Outcome()
                 fitting = _fitting(outcome, {key: [h for h in held if h.awaits == key] for key in openers}, openers)
-                events = await self._admit(conn, [eventstore.NewEvent(h.body, h.raw) for hs in fitting.values()
-                                                  for h in hs], {h.id: h for h in held}, outcome)
+                waited = [h for hs in fitting.values() for h in hs] + judged
+                sources: dict[str, Source] = {h.id: h for h in expired}
+                events = await self._admit(conn, [eventstore.NewEvent(h.body, h.raw) for h in waited], sources,
+                                           outcome, now, final=True)
                 result = await eventstore.append(conn, events, now)
-                _expiry_outcome(outcome, held, frozenset(openers), result, self.settings.out_of_order_grace_s)
+                _expiry_outcome(outcome, held, frozenset(openers), result, sources, self.settings.out_of_order_grace_s)
                 await send_deadletters(self.producer, outcome.letters)  # acked before the hold's delete commits
         _count(outcome, now)
         return len(held)
@@ -273,6 +318,28 @@ def _fitting(outcome: Outcome, released: dict[str, list[HeldEvent]],
                 outcome.refuse(Origin.of_held(h), domain.type_label(h.body.get("type")), problem.reason,
                                problem.detail, h.id)
     return kept
+
+
+@dataclass
+class _Judging:
+    """A case being judged in one transaction: its story, whether it moved, and why acts were refused."""
+
+    case: Case
+    moved: bool = False
+    refusals: dict[str, Refusal] = field(default_factory=dict)
+
+
+def act_subject(body: Mapping[str, Any]) -> str:
+    return str(body["subject"])
+
+
+def _story_held(event: eventstore.NewEvent, source: Source) -> HeldEvent:
+    """The hold's row of an act that waits for its case's story to move."""
+    origin = _origin(source)
+    digest = event.body_digest or eventstore.digest(event.body)
+    return HeldEvent(str(event.body["id"]), store.STORY_KEY + act_subject(event.body), digest, event.body,
+                     event.raw or origin.value or b"", origin.topic, origin.partition, origin.offset, origin.key,
+                     origin.record_time)
 
 
 def _label(verdict: Verdict) -> str:
@@ -345,9 +412,9 @@ def _conflict(outcome: Outcome, origin: Origin, verdict: Verdict) -> None:
 
 
 def _expiry_outcome(outcome: Outcome, held: list[HeldEvent], present: frozenset[str],
-                    result: eventstore.AppendResult, grace_s: float) -> None:
-    """Fill `outcome` with what the expiry appended, and dead-letter what waited in vain."""
-    _settle_append(outcome, result, {h.id: h for h in held})
+                    result: eventstore.AppendResult, sources: dict[str, Source], grace_s: float) -> None:
+    """Fill `outcome` with what the expiry appended, and dead-letter what waited in vain for its predecessor."""
+    _settle_append(outcome, result, sources)
     for h in held:
         if h.awaits not in present:
             need, _ = domain.split_key(h.awaits)

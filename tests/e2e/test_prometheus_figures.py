@@ -163,7 +163,8 @@ def test_received_and_outcomes_are_one_number_in_the_report_and_the_panel(
 
 
 def test_open_complaints_are_one_number_in_cases_and_the_gauge(system: tuple[UpProcess, Prometheus]) -> None:
-    """`casefeedback_complaints_open` counts the `open` and `suspended` cases that `cases` lists, by stage."""
+    """`casefeedback_complaints_open` counts the `open` and `suspended` cases that `cases` lists, by service area
+    (the panel does not split them by stage: the gauge has no procedure, and procedures share stage names)."""
     up, prom = system
 
     def listed() -> dict[str, float | None]:

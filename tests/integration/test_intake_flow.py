@@ -17,7 +17,7 @@ from services.common import eventstore
 from services.common.relay import seq_of
 from services.common.settings import Settings
 from services.intake.worker import IntakeWorker
-from tests.helpers import cloudevent, produce, read_topic, running, send_events, unique
+from tests.helpers import bodies, cloudevent, produce, read_topic, running, send_events, unique
 
 T = "2026-03-02T09:15:00+00:00"
 
@@ -66,7 +66,7 @@ async def has_events(pool: asyncpg.Pool, subject: str, n: int) -> bool:
 
 def letters_for(records: list[ConsumerRecord], marker: str) -> list[dict[str, Any]]:
     """Dead letters whose original value contains `marker`."""
-    out = [json.loads(r.value) for r in records]
+    out = bodies(records)
     return [letter for letter in out if marker in (letter.get("value") or "") or marker in (letter.get("key") or "")]
 
 
