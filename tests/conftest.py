@@ -17,6 +17,7 @@ import pytest
 
 from services.common.infra import Infrastructure, start_infrastructure
 from services.common.settings import Settings, load_settings
+from tests.helpers import register_roles
 
 
 def _docker_settings(base: Settings, stack: list[object]) -> Settings:
@@ -51,6 +52,8 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
     if os.environ.get("CASEFEEDBACK_TEST_DOCKER") == "1" and _docker_answers():
         settings = _docker_settings(settings, stack)
     infrastructure = start_infrastructure(settings, log_dir=Path(home))
+    if infrastructure.embedded_postgres is not None:
+        register_roles(infrastructure.embedded_postgres)
     yield infrastructure
     infrastructure.stop()
     for container in stack:
@@ -59,13 +62,16 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infrastructure]:
 
 @pytest.fixture(scope="session")
 def settings(infra: Infrastructure) -> Settings:
-    """Settings that reach the session's broker and database."""
+    """Settings that reach the session's broker and database; `database_url` is the role that does every job at
+    once (`casefeedback_service`), for tests that act as several services (a worker run by `tests.helpers.running`
+    connects as its own service's role)."""
     return infra.settings
 
 
 @pytest.fixture(scope="session")
 async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    """A connection pool on the session's database."""
+    """A connection pool on the session's database, as the role that does every job (the tests append inbound
+    events as intake would and read what the workers derived)."""
     p = await asyncpg.create_pool(settings.require_database(), min_size=1, max_size=10)
     assert p is not None
     yield p

@@ -14,6 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from services.common.embedded import EmbeddedPostgres
 from services.common.runtime import Runtime
 from services.common.settings import Settings
 from services.common.worker import Worker
@@ -31,10 +32,28 @@ def cloudevent(type_: str, subject: str, time_: str, data: dict[str, Any], id_: 
             "subject": subject, "time": time_, "datacontenttype": "application/json", "data": data}
 
 
+# Each embedded server's job URLs (each job its own role), by the URL of its role that does every job: a test
+# that points `database_url` at a server gets its workers connected as their own services' roles there.
+_JOB_URLS: dict[str, dict[str, str]] = {}
+
+
+def register_roles(server: EmbeddedPostgres) -> None:
+    """Remember the job roles of an embedded server (the fixtures that start one call this)."""
+    _JOB_URLS[server.service_url] = server.job_urls()
+
+
+def roles_per_job(settings: Settings) -> Settings:
+    """`settings` with each job's own role, where `database_url` is a registered server's every-job role."""
+    if settings.job_database_urls or settings.database_url not in _JOB_URLS:
+        return settings
+    return replace(settings, job_database_urls=_JOB_URLS[settings.database_url])
+
+
 @asynccontextmanager
 async def running(worker_cls: type[Worker], settings: Settings, **changes: Any) -> AsyncIterator[Runtime]:
-    """Run a worker in this process (as `casefeedback run` would) for the body of the block."""
-    runtime = Runtime(worker_cls, replace(settings, **changes))
+    """Run a worker in this process (as `casefeedback run` would) for the body of the block, connected as its
+    own service's role (and its standby relay as the relay's)."""
+    runtime = Runtime(worker_cls, roles_per_job(replace(settings, **changes)))
     stop = asyncio.Event()
     task = asyncio.ensure_future(runtime.run(stop))
     try:

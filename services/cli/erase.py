@@ -10,6 +10,8 @@ from services.audit import store
 from services.audit.erasure import Erasure, erase
 from services.common.settings import Settings
 
+ERASURE_JOB = "erasure"  # its database role (services/common/settings.py JOBS)
+
 HELP = ("erase the personal and free-text fields (complainant reference, descriptions, reasons, extension "
         "attributes) of every event of SUBJECT from every PostgreSQL table, and record the erasure as an event; "
         "counts and the hash chain are kept")
@@ -22,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def erase_subjects(settings: Settings, subjects: list[str], reason: str) -> list[Erasure]:
-    """Erase each subject in its own transaction, on the services' connection (the database's narrow path)."""
-    conn = await store.connect(settings.require_database())
+    """Erase each subject in its own transaction, as the erasure role (the only one that may use the database's
+    narrow path, `erase_event`): CASEFEEDBACK_ERASURE_DATABASE_URL, else DATABASE_URL."""
+    conn = await store.connect(settings.database_url_for(ERASURE_JOB))
     try:
         return [await erase(conn, subject, reason, datetime.now(timezone.utc)) for subject in subjects]
     finally:

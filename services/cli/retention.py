@@ -10,7 +10,7 @@ from pathlib import Path
 
 from services.audit import store
 from services.audit.retention import DueCase, RetentionRules, due_cases, load_rules
-from services.cli.erase import describe, erase_subjects
+from services.cli.erase import ERASURE_JOB, describe, erase_subjects
 from services.common.settings import Settings
 
 HELP = ("list (--dry-run, the default) or erase (--apply) the closed cases whose retention period, configured "
@@ -28,8 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def find_due(settings: Settings, rules: RetentionRules, today: date) -> list[DueCase]:
-    """The cases due for erasure on `today`."""
-    conn = await store.connect(settings.require_database())
+    """The cases due for erasure on `today` (read as DATABASE_URL's role, else as the erasure role)."""
+    conn = await store.connect(settings.database_url or settings.database_url_for(ERASURE_JOB))
     try:
         return await due_cases(conn, rules, settings.default_procedure, today)
     finally:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
@@ -25,6 +25,7 @@ from typing import BinaryIO
 from services.cli.run_service import RELAY, SERVICES
 from services.cli.supervisor import InfraWatch
 from services.common.embedded import (
+    PG_READER,
     die_with_parent,
     free_port,
     open_private_log,
@@ -34,7 +35,7 @@ from services.common.embedded import (
 )
 from services.common.errors import ConfigurationError
 from services.common.infra import Infrastructure, start_infrastructure
-from services.common.settings import Settings
+from services.common.settings import JOBS, Settings, job_url_variable
 
 HELP = "run the whole system (broker, database, all four services and the relay) until interrupted"
 RESTART_DELAY_S = 2.0
@@ -59,18 +60,21 @@ class Child:
         return f"http://127.0.0.1:{self.port}"
 
 
-# Children get the services' database URL from `up`, never the schema owner's (nor a file naming either).
-_NOT_PASSED = ("DATABASE_URL_FILE", "CASEFEEDBACK_MIGRATION_DATABASE_URL", "CASEFEEDBACK_MIGRATION_DATABASE_URL_FILE")
+# Each child gets its own job's database URL from `up` and no other: never the schema owner's, another
+# job's, or a file naming any of them.
+_NOT_PASSED = ("DATABASE_URL", "DATABASE_URL_FILE", "CASEFEEDBACK_MIGRATION_DATABASE_URL",
+               "CASEFEEDBACK_MIGRATION_DATABASE_URL_FILE",
+               *(name for job in JOBS for name in (job_url_variable(job), f"{job_url_variable(job)}_FILE")))
 
 
 def _base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _NOT_PASSED}
 
 
-def _env(settings: Settings, port: int, host: str) -> dict[str, str]:
+def _env(settings: Settings, service: str, port: int, host: str) -> dict[str, str]:
     env = _base_env()
     env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka.bootstrap_servers or ""
-    env["DATABASE_URL"] = settings.require_database()
+    env[job_url_variable(service)] = settings.database_url_for(service)
     env["CASEFEEDBACK_HTTP_PORT"] = str(port)
     env["CASEFEEDBACK_HTTP_HOST"] = host
     env["CASEFEEDBACK_PARENT_PID"] = str(os.getpid())
@@ -82,7 +86,8 @@ def _spawn(child: Child, settings: Settings, host: str, log_dir: Path) -> None:
     log = _open_log(log_dir, child.service)
     child.proc = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "run", child.service],
-        env=_env(settings, child.port, host), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=_env(settings, child.service, child.port, host), stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
         preexec_fn=die_with_parent(signal.SIGTERM),  # stops even if `up` is killed outright
     )
 
@@ -159,6 +164,7 @@ def _write_run_file(settings: Settings, children: list[Child], log_dir: Path) ->
         "pid": os.getpid(),
         "kafka_bootstrap_servers": settings.kafka.bootstrap_servers,
         "database_url": settings.database_url,
+        "job_database_urls": dict(settings.job_database_urls),
         "migration_database_url": settings.migration_database_url,
         "services": {c.service: c.base_url for c in children},
         "logs": str(log_dir),
@@ -192,7 +198,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGHUP, stop)  # the terminal closed: stop cleanly rather than die and leave workers
     log_dir = _private_home(settings)
     infra = start_infrastructure(settings, log_dir)
-    settings = infra.settings
+    settings = _roles_per_job(infra)
     children = [Child(name, free_port()) for name in [*SERVICES, RELAY]]
     extra: list[subprocess.Popen[bytes]] = []
     try:
@@ -213,9 +219,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _roles_per_job(infra: Infrastructure) -> Settings:
+    """The embedded server's URLs: each job its own role, the commands of another terminal the reader's."""
+    pg = infra.embedded_postgres
+    if pg is None:  # a configured server: its settings say which role each job is
+        return infra.settings
+    return replace(infra.settings, database_url=pg.url_for(PG_READER), job_database_urls=pg.job_urls())
+
+
 def _start_demo(settings: Settings) -> subprocess.Popen[bytes]:
-    env = dict(_base_env(), KAFKA_BOOTSTRAP_SERVERS=settings.kafka.bootstrap_servers or "",
-               DATABASE_URL=settings.require_database())
+    env = dict(_base_env(), KAFKA_BOOTSTRAP_SERVERS=settings.kafka.bootstrap_servers or "")
     print("demo: feeding realistic traffic (complaints, compliments, survey responses)", flush=True)
     return subprocess.Popen([sys.executable, "-m", "services.cli", "demo"], env=env, start_new_session=True)
 
@@ -225,7 +238,7 @@ def _announce(infra: Infrastructure, log_dir: Path) -> None:
     kind = "embedded Tansu" if infra.embedded_kafka else "configured"
     print(f"broker: {s.kafka.bootstrap_servers} ({kind})", flush=True)
     db_kind = "embedded PostgreSQL" if infra.embedded_postgres else "configured"
-    shown = infra.embedded_postgres.service_url if infra.embedded_postgres else "from DATABASE_URL"
+    shown = infra.embedded_postgres.url_for(PG_READER) if infra.embedded_postgres else "from DATABASE_URL"
     print(f"database: {shown} ({db_kind})", flush=True)
     print(f"logs: {log_dir}", flush=True)
 

@@ -4,8 +4,10 @@ Both run as child processes that we own, so stopping them leaves nothing behind.
 PostgreSQL is crash-safe (fsync, synchronous commits and full-page writes on; benchmarks alone may ask
 for `fast=True`), listens only on a Unix socket in its private data directory (or, when that path is
 too long for a socket, on loopback TCP with generated passwords), and gives each job its own role: the
-superuser sets up, `casefeedback_owner` owns the schema and runs the migrations, and the services
-connect as `casefeedback_service`, which owns nothing. Production points `DATABASE_URL` at a real server.
+superuser sets up, `casefeedback_owner` owns the schema and runs the migrations, each service connects
+as its own role (`casefeedback_intake`, ...; what each may write: migration 020_roles_per_job.sql),
+`casefeedback_reader` reads, and `casefeedback_service` does every job at once (a single-role deployment,
+and the tests that act as several services). Production points `DATABASE_URL` at a real server.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ from services.common.errors import InfrastructureError
 
 PG_SUPERUSER = "postgres"
 PG_OWNER = "casefeedback_owner"  # owns the schema: migrations connect as it
-PG_SERVICE = "casefeedback_service"  # the services' role: owns nothing (its grants: migration 007_roles.sql)
-PG_ROLES = (PG_SUPERUSER, PG_OWNER, PG_SERVICE)
+PG_SERVICE = "casefeedback_service"  # every job at once, owns nothing (a single-role deployment)
+PG_READER = "casefeedback_reader"  # reads only: report, replay, history, cases
+# One role per job (services/common/settings.py JOBS), each writing only what that job writes.
+JOB_ROLES = {job: f"casefeedback_{job}" for job in ("intake", "escalation", "learning", "metrics", "relay", "erasure")}
+PG_ROLES = (PG_SUPERUSER, PG_OWNER, PG_SERVICE, PG_READER, *JOB_ROLES.values())
 PG_DATABASE = "casefeedback"
 # The roles' generated passwords, kept (0600) in the data directory so a restart on it reconnects.
 PASSWORDS_FILE = "casefeedback-passwords.json"
@@ -250,8 +255,12 @@ class EmbeddedPostgres:
 
     @property
     def service_url(self) -> str:
-        """The services' URL: role `casefeedback_service`, which may read and append but owns nothing."""
+        """The URL of role `casefeedback_service`, which does every service's job at once but owns nothing."""
         return self.url_for(PG_SERVICE)
+
+    def job_urls(self) -> dict[str, str]:
+        """Each job's URL, as its own role."""
+        return {job: self.url_for(role) for job, role in JOB_ROLES.items()}
 
     def url_for(self, role: str, database: str = PG_DATABASE) -> str:
         """Through the Unix socket when its path fits (libpq form, which asyncpg and psql take), else loopback TCP.
@@ -305,10 +314,9 @@ class EmbeddedPostgres:
         """Reuse the passwords of a data directory set up before, else record this run's beside its data."""
         assert self.data_dir is not None
         stored = self.data_dir / PASSWORDS_FILE
-        if stored.exists():
-            self.passwords = dict(json.loads(stored.read_text()))
-        else:
-            write_private(stored, json.dumps(self.passwords))
+        if stored.exists():  # a role added since the directory was set up gets this run's password
+            self.passwords = {**self.passwords, **json.loads(stored.read_text())}
+        write_private(stored, json.dumps(self.passwords))
 
     def _listen_options(self) -> list[str]:
         if self.socket_dir is not None:  # no TCP at all: the directory's permissions are the access control
@@ -337,18 +345,20 @@ class EmbeddedPostgres:
                 raise InfrastructureError(f"embedded PostgreSQL did not accept connections: {res.stderr.strip()}")
             time.sleep(0.1)
         existing = set(res.stdout.split())
-        missing = [r for r in (PG_OWNER, PG_SERVICE) if r not in existing]
+        missing = [r for r in PG_ROLES[1:] if r not in existing]
         # NOSUPERUSER, NOCREATEDB, NOCREATEROLE by default: neither may run programs or read server files.
         _check(self._psql("".join(f"CREATE ROLE {r} LOGIN PASSWORD '{self.passwords[r]}';\n" for r in missing)))
 
     def create_database(self, name: str) -> None:
-        """Create database `name` (if missing), owned by the owner role, which the services' role may connect to."""
+        """Create database `name` (if missing), owned by the owner role, which every other role may connect to
+        (and create nothing in: no temporary objects either)."""
         exists = _check(self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")).stdout.strip()
         if exists:
             return
+        others = ", ".join(PG_ROLES[2:])
         _check(self._psql(f"CREATE DATABASE {name} OWNER {PG_OWNER};\n"
                           f"REVOKE ALL ON DATABASE {name} FROM PUBLIC;\n"
-                          f"GRANT CONNECT, TEMPORARY ON DATABASE {name} TO {PG_SERVICE};\n"))
+                          f"GRANT CONNECT ON DATABASE {name} TO {others};\n"))
         # Only the owner creates in the schema (PostgreSQL 15 and later revoke it from PUBLIC already).
         _check(self._psql("REVOKE CREATE ON SCHEMA public FROM PUBLIC;\n", database=name))
 

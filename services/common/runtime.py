@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 CLIENT_STOP_S = 3.0
 # After SIGTERM, what has not finished this long after is cancelled, so a stop takes seconds whatever is gone.
 STOP_GRACE_S = 8.0
+RELAY_JOB = "relay"  # the relay's database role (services/common/settings.py JOBS)
 BROKER_OUTAGES = (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError)
 
 
@@ -101,8 +102,8 @@ class Runtime:
                                         *(_patient(task, reach, stop) for task in worker.background()),
                                         export_lag(worker.name, loop.consumer, tuple(worker.topics),
                                                    lambda: loop.assigned, stop)]
-        if self.settings.relay == "worker":
-            relay = Relay(url, producer, self.settings.batch_size)
+        if self.settings.relay == "worker":  # the standby relay connects as the relay, not as this worker
+            relay = Relay(self.settings.database_url_for(RELAY_JOB), producer, self.settings.batch_size)
             coros += [_relay_until_stopped(relay, reach, stop), _patient(relay.watch_backlog, reach, stop)]
         await _run_until_stopped(coros, self.settings, stop)
 
@@ -157,10 +158,12 @@ async def _run_until_stopped(coros: list[Awaitable[None]], settings: Settings, s
 @contextlib.asynccontextmanager
 async def _process_base(settings: Settings, health: Callable[[], dict[str, Any]], name: str
                         ) -> AsyncIterator[tuple[str, AIOKafkaProducer, HttpEndpoint, Reachability]]:
-    """What every process runs on: the migrated database's URL, the topics, a producer, `/metrics`+`/health`,
-    and the probes that tell whether the broker and database are there."""
-    url = settings.require_database()
-    await db.migrate(settings.migration_url())  # the owner's URL when given; the services' role only checks
+    """What every process runs on: the migrated database's URL (as the role of job `name`), the topics, a
+    producer, `/metrics`+`/health`, and the probes that tell whether the broker and database are there."""
+    url = settings.database_url_for(name)
+    if settings.relay == "worker" and name != RELAY_JOB:
+        settings.database_url_for(RELAY_JOB)  # a worker's standby relay needs the relay's URL: say so at start-up
+    await db.migrate(settings.migration_database_url or url)  # the owner's URL when given; a job's role only checks
     await kafka.ensure_topics(settings.kafka)
     producer = kafka.producer(settings.kafka)
     await producer.start()

@@ -5,8 +5,13 @@ Connection settings use the conventional names (`KAFKA_BOOTSTRAP_SERVERS`, `DATA
 Where neither broker nor database is set, the details written by a running `casefeedback up`
 (its run file) are used, so `emit`, `report` and `replay` find the embedded system by themselves.
 
-Every secret (`DATABASE_URL`, `CASEFEEDBACK_MIGRATION_DATABASE_URL`, `KAFKA_SASL_PASSWORD`) may instead
-come from a file named by `NAME_FILE`, as Docker and Kubernetes mount secrets.
+Each job connects to the database with its own setting, `CASEFEEDBACK_<JOB>_DATABASE_URL` (intake,
+escalation, learning, metrics, relay, erasure), so that each process holds only its own role's
+credential; `DATABASE_URL` is the default for a job without one (a single-role deployment) and the URL
+of the commands that only read.
+
+Every secret (`DATABASE_URL`, each job's URL, `CASEFEEDBACK_MIGRATION_DATABASE_URL`, `KAFKA_SASL_PASSWORD`)
+may instead come from a file named by `NAME_FILE`, as Docker and Kubernetes mount secrets.
 """
 
 from __future__ import annotations
@@ -24,6 +29,14 @@ from typing import Any
 from services.common.errors import ConfigurationError
 from services.common.figures import LabelValues
 from services.common.labels import load_labels
+
+# The jobs that connect to the database with a role of their own (the four services, the relay, erasure).
+JOBS = ("intake", "escalation", "learning", "metrics", "relay", "erasure")
+
+
+def job_url_variable(job: str) -> str:
+    """The environment variable of one job's database URL, e.g. CASEFEEDBACK_METRICS_DATABASE_URL."""
+    return f"CASEFEEDBACK_{job.upper()}_DATABASE_URL"
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -149,6 +162,8 @@ class Settings:
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     database_url: str | None = field(default=None, repr=False)
+    # Each job's own URL (JOBS); a job without one uses database_url.
+    job_database_urls: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
     # The schema owner's URL, for migrations only; the services' role (DATABASE_URL) owns nothing.
     migration_database_url: str | None = field(default=None, repr=False)
     home: Path = field(default_factory=lambda: Path.home() / ".casefeedback")
@@ -187,6 +202,16 @@ class Settings:
             raise ConfigurationError("no database: set DATABASE_URL or start `casefeedback up` first")
         return self.database_url
 
+    def database_url_for(self, job: str) -> str:
+        """The URL job `job` connects with: its own when set, else the one database URL."""
+        own = self.job_database_urls.get(job)
+        if own:
+            return own
+        if not self.database_url:
+            raise ConfigurationError(f"no database for {job}: set {job_url_variable(job)} (its own role) or "
+                                     "DATABASE_URL, or start `casefeedback up` first")
+        return self.database_url
+
     def migration_url(self) -> str:
         """The URL migrations run with: the schema owner's when given, else the one database URL."""
         return self.migration_database_url or self.require_database()
@@ -198,7 +223,7 @@ class Settings:
 
     def with_running_system(self) -> Settings:
         """Fill missing broker/database from the run file of a running `casefeedback up`."""
-        if self.kafka.bootstrap_servers and self.database_url:
+        if self.kafka.bootstrap_servers and (self.database_url or self.job_database_urls):
             return self
         try:
             run = json.loads(self.run_file.read_text())
@@ -207,9 +232,10 @@ class Settings:
         kafka = self.kafka
         if not kafka.bootstrap_servers:
             kafka = replace(kafka, bootstrap_servers=run.get("kafka_bootstrap_servers"))
-        if self.database_url:
+        if self.database_url or self.job_database_urls:
             return replace(self, kafka=kafka)
         return replace(self, kafka=kafka, database_url=run.get("database_url"),
+                       job_database_urls=dict(run.get("job_database_urls") or {}),
                        migration_database_url=run.get("migration_database_url"))
 
 
@@ -243,6 +269,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(
         kafka=kafka,
         database_url=_secret(env, "DATABASE_URL"),
+        job_database_urls={job: url for job in JOBS if (url := _secret(env, job_url_variable(job)))},
         migration_database_url=_secret(env, "CASEFEEDBACK_MIGRATION_DATABASE_URL"),
         home=Path(home) if home else Path.home() / ".casefeedback",
         procedures_dir=Path(procedures) if procedures else None,

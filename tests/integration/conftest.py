@@ -9,6 +9,7 @@ import pytest
 
 from services.common import db
 from services.common.embedded import PG_OWNER, PG_SUPERUSER, EmbeddedPostgres
+from tests.helpers import register_roles
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +18,7 @@ def server() -> Iterator[EmbeddedPostgres]:
     embedded = EmbeddedPostgres().start()
     try:
         asyncio.run(db.migrate(embedded.url_for(PG_OWNER)))
+        register_roles(embedded)
         yield embedded
     finally:
         embedded.stop()
