@@ -57,6 +57,7 @@ KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "deadline.warning": ("stage", "kind", "due"),
     "deadline.breached": ("stage", "kind", "due"),
     "deadline.met": ("stage", "kind", "due", "late"),
+    "deadline.breach_withdrawn": ("stage", "kind", "due", "met_at"),
     "learning.stage.opened": ("due",),
     "learning.stage.overdue": ("due",),
     "learning.stage.completed": ("due", "late"),
@@ -152,11 +153,13 @@ def overview(events: list[StoredEvent], procedure: str | None = None, judgement:
         status = ""
     met = [e for e in events if e.type == "deadline.met"]
     late = sum(1 for e in met if e.body["data"].get("late"))
-    breached = sum(1 for e in events if e.type == "deadline.breached")
+    withdrawn = sum(1 for e in events if e.type == "deadline.breach_withdrawn")  # shown met in time after all
+    breached = sum(1 for e in events if e.type == "deadline.breached") - withdrawn
     named = procedure or data.get("procedure") or "the configured default"
     return [f"service area {data.get('service_area')}, procedure {named}"
             f"{', serious' if data.get('serious') else ''}; stages {' -> '.join(stages)}; outcome {outcome}{status}",
-            f"deadlines: {len(met)} met ({late} late), {breached} breached"]
+            f"deadlines: {len(met)} met ({late} late), {breached} breached"
+            + (f" ({withdrawn} breach(es) withdrawn: a late act showed the deadline met in time)" if withdrawn else "")]
 
 
 def open_lines(deadlines: list[OpenDeadline], now: datetime) -> list[str]:

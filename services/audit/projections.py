@@ -11,11 +11,14 @@ the one judgement that replay runs beside them (`services/audit/judgement.py`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from services.audit.differences import Projection
 from services.audit.judgement import Judgement
 from services.audit.rebuild import CaseRebuild, CountRebuild, SubjectVersions
 from services.common.settings import Settings
+from services.deadlines.engine import late_decide
 from services.deadlines.procedure_files import load_book
 from services.deadlines.procedures import ProcedureBook
 from services.escalation.projection import PROJECTION as ESCALATION
@@ -28,10 +31,16 @@ Build = Callable[[Settings], Projection]
 # name -> how replay builds its runner from the settings; the history's own first.
 PROJECTIONS: dict[str, Build] = {
     "history": lambda settings: SubjectVersions(),
-    ESCALATION.name: lambda settings: CaseRebuild(ESCALATION, _book(settings), settings.kafka.partitions),
-    LEARNING.name: lambda settings: CaseRebuild(LEARNING, _book(settings), settings.kafka.partitions),
+    ESCALATION.name: lambda settings: CaseRebuild(_late(ESCALATION, settings), _book(settings),
+                                                  settings.kafka.partitions),
+    LEARNING.name: lambda settings: CaseRebuild(_late(LEARNING, settings), _book(settings), settings.kafka.partitions),
     METRICS.name: lambda settings: CountRebuild(METRICS, label_sets(settings), settings.kafka.partitions),
 }
+
+
+def _late(projection: Any, settings: Settings) -> Any:
+    """The projection deciding with the declared lateness per source, as the live worker decides (contract 11.2)."""
+    return replace(projection, decide=late_decide(projection.decide, settings.source_lateness))
 
 
 def _book(settings: Settings) -> ProcedureBook:

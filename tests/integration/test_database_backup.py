@@ -127,26 +127,6 @@ def test_casefeedback_migrate_applies_the_migrations_as_the_owner_the_services_t
 # --- deploy/: which role each container connects as ----------------------------------------------
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
-SERVICES = ("intake", "escalation", "learning", "metrics", "relay")
-
-
-def test_the_deployed_services_get_the_service_roles_url_and_only_migrate_gets_the_owners() -> None:
-    import yaml
-
-    services = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"]
-    for name in SERVICES:
-        env, secrets = services[name]["environment"], services[name]["secrets"]
-        assert env["DATABASE_URL_FILE"] == "/run/secrets/database_url" and "DATABASE_URL" not in env
-        assert not any(k.startswith("CASEFEEDBACK_MIGRATION") for k in env) and secrets == ["database_url"], name
-        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
-    migrate = services["migrate"]
-    assert migrate["entrypoint"] == ["casefeedback", "migrate"]
-    assert migrate["environment"]["CASEFEEDBACK_MIGRATION_DATABASE_URL_FILE"] == "/run/secrets/migration_database_url"
-    postgres = services["postgres"]
-    assert "POSTGRES_PASSWORD" not in postgres["environment"]
-    assert any(v.startswith("./postgres/init-roles.sh:/docker-entrypoint-initdb.d/") for v in postgres["volumes"])
-
-
 def test_make_secrets_writes_a_service_url_without_the_owners_password_and_keeps_existing_files(
         tmp_path: Path) -> None:
     import shutil
