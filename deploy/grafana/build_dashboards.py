@@ -193,6 +193,12 @@ DASHBOARDS: dict[str, tuple[str, list[Panel]]] = {
               [("sum by (level, state) (casefeedback_learning_actions_total)", "{{level}} {{state}}")],
               "Learning actions added to plans (opened) and completed since the history began, by level "
               "(local, organisational, ...)."),
+        Panel("Complaints decided (received in the last 365 days)", "stat", "none",
+              [('sum(casefeedback_complaints_by_outcome{window="365d",outcome=~"upheld|partially_upheld|not_upheld|'
+                'resolved"})', "decided")],
+              "Complaints received in the last 365 days whose latest outcome is upheld, partially upheld, not "
+              "upheld or resolved: the report's decided count over the same days (ongoing and withdrawn ones "
+              "are not decided). " + WINDOW),
         Panel("Complaint responses with an outcome (365 days)", "stat", "none",
               [('sum(casefeedback_complaint_outcomes{window="365d"})', "responded")],
               "Responses with an outcome dated in the last 365 days, at any stage and of every procedure (a "

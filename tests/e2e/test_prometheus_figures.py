@@ -87,9 +87,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[UpProcess
         yield running
 
 
-def panel_query(title: str) -> str:
-    """The one query of a panel of the built timeliness dashboard (deploy/grafana/dashboards)."""
-    doc = json.loads((DEPLOY / "grafana" / "dashboards" / "timeliness.json").read_text())
+def panel_query(title: str, dashboard: str = "timeliness") -> str:
+    """The one query of a panel of a built dashboard (deploy/grafana/dashboards)."""
+    doc = json.loads((DEPLOY / "grafana" / "dashboards" / f"{dashboard}.json").read_text())
     [target] = [p["targets"] for p in doc["panels"] if p["title"] == title]
     assert len(target) == 1, title
     return str(target[0]["expr"])
@@ -160,6 +160,9 @@ def test_received_and_outcomes_are_one_number_in_the_report_and_the_panel(
     expected: dict[str, float | None] = {o: float(n) for o, n in complaints["outcomes"].items() if n}
     _compare(prom, panel_query("Complaints received (365 days) by latest outcome"), "outcome", expected)
     assert sum(expected.values()) == complaints["total"]  # type: ignore[arg-type]
+    decided = sum(complaints["outcomes"][o] for o in ("upheld", "partially_upheld", "not_upheld", "resolved"))
+    _compare(prom, panel_query("Complaints decided (received in the last 365 days)", "learning"), None,
+             {"": float(decided)})
 
 
 def test_open_complaints_are_one_number_in_cases_and_the_gauge(system: tuple[UpProcess, Prometheus]) -> None:
