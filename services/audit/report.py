@@ -11,17 +11,20 @@ Choices where the contract leaves a rule open (following the SPSO model complain
   the outcome of its current stage's response; an escalation after a response reopens the complaint
   (SPSO: the complaint is not concluded until the last stage asked for responds), so it is ongoing
   again until the next stage responds. A complaint withdrawn with no outcome is `withdrawn`.
-- Timeliness is `figures.settled`, the definition escalation's timeliness gauges use: each deadline
-  escalation kept (case, stage, kind) counts once, in the period it was settled in. Met when its act
-  happened on or before its target (the agreed date where an extension was agreed: a new
-  `deadline.scheduled` with another `due` sets the target, and a breach of the old one no longer
-  counts), counted when the act happened; missed when met late or breached, counted when it fell
-  due; a breach withdrawn (contract 11.2: the act that met it in time was recorded after it) is no miss.
+- Timeliness is `figures.settled`'s definition, the one escalation's timeliness gauges use, over the
+  deadlines each case's story implies (`services.cases.deadlines`: computed from the acts and the
+  procedure alone, never from whether escalation has derived its events yet, contract 11.3). Each
+  deadline counts once, in the period it was settled in. Met when its act happened on or before its
+  target (the agreed date where an extension was agreed), counted when the act happened; missed when
+  met late or when its target passed unmet, counted when it fell due, whether or not its breach has
+  been recorded yet (a breach withdrawn because the act that met it in time came late is no miss).
   Deadlines still running at the period's end, and those that ended unmet before they fell due
   (withdrawn, closed, escalated), are not counted. Unlike the other complaint figures this does not
   depend on when the complaint was received, so a dashboard window (whole days ending today) gives
   the same rate as the report over those days.
-- Learning counts `learning.stage.*` events whose time falls in the period; compliments likewise.
+- Learning counts the learning stages the cases' closures opened in the period, and those whose plan
+  was submitted in the period (on time: by the stage's due instant), from the acts alone; compliments
+  are counted when received in the period.
 - Satisfaction counts answers of responses submitted in the period against each question of the
   survey's latest definition; an answer is positive by `figures.answer_key`, as the metrics service
   judges it. Service areas, respondent types and themes are folded by the configured label values,
@@ -40,6 +43,7 @@ from typing import Any
 
 from schemas.times import event_time, parse_time
 from services.cases import rules
+from services.cases.deadlines import StoryDeadline, case_deadlines
 from services.cases.story import JUDGED_TYPES, Case, Refusal, Story, act_of
 from services.common.figures import (
     LATEST_OUTCOMES,
@@ -48,7 +52,6 @@ from services.common.figures import (
     latest_outcome,
     positive_keys,
     rate,
-    settled,
     upheld_rate,
 )
 from services.deadlines.procedures import ProcedureBook
@@ -128,6 +131,7 @@ class ReportBuilder:
     complaints: dict[str, Complaint] = field(default_factory=dict)
     deadlines: dict[tuple[str, str, str], Deadline] = field(default_factory=dict)
     cases: dict[str, Case] = field(default_factory=dict)  # every case's story, from its admitted acts
+    _deadlines: list[StoryDeadline] | None = field(default=None, init=False, repr=False)
     compliments: Counter[str] = field(default_factory=Counter)
     learning: Counter[str] = field(default_factory=Counter)
     surveys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -206,20 +210,30 @@ class ReportBuilder:
     def _timeliness(self, kind: str) -> float | None:
         return rate(*self.timeliness_counts(kind))
 
+    def story_deadlines(self) -> list[StoryDeadline]:
+        """Every deadline the cases' stories imply, by the period's end (computed once per report)."""
+        if self._deadlines is None:
+            self._deadlines = [d for c in self.cases.values() if c.story is not None
+                               for d in case_deadlines(c.story, self.book)]
+        return self._deadlines
+
     def timeliness_counts(self, kind: str) -> tuple[int, int]:
         """The timeliness rate's numerator and denominator for `kind`: (met, counted)."""
         counted = met = 0
-        for (_, _, k), d in self.deadlines.items():
-            done = settled(d.due, d.met_at, d.breached) if k == kind and d.due is not None else None
-            if done is not None and self.period.contains(done.at):
+        for d in self.story_deadlines():
+            done = d.settled_at() if d.kind == kind else None
+            if done is not None and self.period.contains(done[0]):
                 counted += 1
-                met += done.met
+                met += done[1]
         return met, counted
 
     def _learning(self) -> dict[str, Any]:
-        done = self.learning["completed"]
-        return {"opened": self.learning["opened"], "completed": done,
-                "completed_on_time_rate": rate(self.learning["on_time"], done)}
+        stages = [d for d in self.story_deadlines() if d.kind == "learning"]
+        opened = sum(1 for c in self.cases.values() if c.story is not None
+                     for stage in c.story.learning if self.period.contains(stage.opened))
+        done = [d for d in stages if d.met_at is not None and self.period.contains(d.met_at)]
+        on_time = sum(1 for d in done if d.met_at is not None and d.met_at <= d.due)
+        return {"opened": opened, "completed": len(done), "completed_on_time_rate": rate(on_time, len(done))}
 
     def _satisfaction(self) -> list[dict[str, Any]]:
         rows = []
@@ -345,8 +359,6 @@ HANDLERS = {
     "deadline.breached": _breached,
     "deadline.breach_withdrawn": _withdrawn,
     "compliment.received": _compliment,
-    "learning.stage.opened": _learning("opened"),
-    "learning.stage.completed": _learning("completed"),
     "survey.defined": _survey_defined,
     "survey.response.submitted": _survey_response,
 }

@@ -86,9 +86,9 @@ def _at_stage(story: Story, act: Act) -> Refusal | None:
 
 
 def on_acknowledged(story: Story, act: Act, procedure: Procedure) -> Outcome:
-    """The stage is acknowledged (the first acknowledgement counts)."""
-    visit = story.visit
-    return story if visit.acknowledged else story.with_visit(replace(visit, acknowledged=act.time))
+    """The stage is acknowledged (the first acknowledgement counts); a suspended stage's clock restarts."""
+    visit = _resumed(story, act.time, procedure)  # an act of a suspended stage restarts its clock
+    return story.with_visit(visit if visit.acknowledged else replace(visit, acknowledged=act.time))
 
 
 def _resumed(story: Story, at: datetime, procedure: Procedure) -> Visit:

@@ -159,3 +159,28 @@ def test_history_order_is_judged_as_intake_judged_it() -> None:
     assert [a for a, _ in told.refused] == [forbidden]
     assert told.case.story is not None and told.case.story.stages == ("stage1", "stage2")
     assert told.case.status == "responded"
+
+
+def test_a_story_implies_its_deadlines_from_its_acts_alone() -> None:
+    """services.cases.deadlines: a response acknowledges; a suspension moves the stage's deadlines later."""
+    from services.cases.deadlines import case_deadlines
+
+    dundee = case_of(act("complaint.received", 0, "r1", procedure="dundee-2011", stage="level1", serious=False,
+                         service_area="general"),
+                     act("complaint.responded", 3, stage="level1", outcome="upheld"))
+    assert dundee.story is not None
+    found = {d.kind: d for d in case_deadlines(dundee.story, BOOK)}
+    assert found["acknowledge"].met_at == found["respond"].met_at == T0 + timedelta(days=3)
+    assert str(found["respond"].due.date()) == "2026-03-16"  # 14 calendar days after 2 March
+    plain = case_of(received("england-children-2006"))
+    stopped = case_of(received("england-children-2006"),
+                      act("complaint.suspended", 1, stage="stage1", reason="advocate_appointment"),
+                      act("complaint.resumed", 3, stage="stage1"))
+    assert plain.story is not None and stopped.story is not None
+    [before] = [d for d in case_deadlines(plain.story, BOOK) if d.kind == "respond"]
+    [after] = [d for d in case_deadlines(stopped.story, BOOK) if d.kind == "respond"]
+    assert (after.due.date() - before.due.date()).days == 2  # two working days stood still, Tuesday to Thursday
+    still = case_of(received("england-children-2006"),
+                    act("complaint.suspended", 1, stage="stage1", reason="advocate_appointment"))
+    assert still.story is not None
+    assert all(d.settled_at() is None for d in case_deadlines(still.story, BOOK) if d.kind == "respond")
