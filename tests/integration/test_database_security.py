@@ -389,10 +389,34 @@ FOREIGN_WRITES: dict[str, list[str]] = {
 }
 
 
+# What this module's rows leave behind in the session's shared server, taken away when the module ends: the
+# services' own tests (the deadline tick, replay) read these tables and must not meet the scene's dummy rows.
+CLEANUP = ["DELETE FROM deadlines WHERE stage = 'st' AND kind = 'k'",
+           "DELETE FROM escalation_cases WHERE state = '{}'::jsonb",
+           "DELETE FROM learning_cases WHERE state = '{}'::jsonb",
+           "DELETE FROM consumer_positions WHERE topic IN ('t', 'own')",
+           "DELETE FROM relay_position WHERE name LIKE 'relay-%' OR name = 'own-relay'",
+           "DELETE FROM intake_cases WHERE acts = '[]'::jsonb",
+           "DELETE FROM metrics_buckets WHERE kind IN ('k', 'own')",
+           "DELETE FROM metrics_surveys WHERE definition = '{}'::jsonb", "DELETE FROM intake_held WHERE awaits = 'a'",
+           "DELETE FROM procedure_documents WHERE key = 'own-e'"]
+
+
 @pytest.fixture(scope="module")
-async def shared_rows(embedded: EmbeddedPostgres) -> None:
+async def shared_rows(embedded: EmbeddedPostgres) -> AsyncIterator[None]:
     """A row of each job in each table the jobs share, and in each service's own tables (so a refused write has
-    something to refuse)."""
+    something to refuse); removed again when the module's tests are done."""
+    await _scene(embedded)
+    yield
+    conn = await asyncpg.connect(embedded.url)
+    try:
+        for sql in CLEANUP:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _scene(embedded: EmbeddedPostgres) -> None:
     conn = await asyncpg.connect(embedded.url)  # the owner sets the scene
     try:
         for owner in ("escalation", "learning"):
