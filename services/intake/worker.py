@@ -211,6 +211,7 @@ class IntakeWorker(Worker):
         waiting: list[eventstore.NewEvent] = []
         for event in events:
             (kept if self._judged(cases, event.body, event.time) else waiting).append(event)
+        kept += self._retried(cases, waiting)  # a later act of the same batch may be the one it needed
         kept += await self._released(conn, cases, sources)
         if final:
             for event in waiting:
@@ -238,6 +239,19 @@ class IntakeWorker(Worker):
             return False
         judging.case, judging.moved = told, True
         return True
+
+    def _retried(self, cases: dict[str, _Judging], waiting: list[eventstore.NewEvent]) -> list[eventstore.NewEvent]:
+        """The batch's refused acts that the batch's later acts made admissible (taken out of `waiting`)."""
+        admitted: list[eventstore.NewEvent] = []
+        progress = True
+        while progress and waiting:
+            progress = False
+            for event in list(waiting):
+                if self._judged(cases, event.body, event.time):
+                    admitted.append(event)
+                    waiting.remove(event)
+                    progress = True
+        return admitted
 
     async def _released(self, conn: asyncpg.Connection, cases: dict[str, _Judging],
                         sources: dict[str, Source]) -> list[eventstore.NewEvent]:

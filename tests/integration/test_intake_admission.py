@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import asyncpg
@@ -113,3 +114,26 @@ async def test_a_case_recorded_before_intake_kept_stories_is_judged_from_its_rec
     assert [a["type"] for a in json.loads(kept)] == ["complaint.received", "complaint.responded",
                                                     "complaint.escalated"]
     assert json.loads(kept)[-1]["data"] == {"to_stage": "stage2"}
+
+
+async def test_an_act_that_arrives_before_the_act_it_needs_is_admitted_once_that_act_comes(
+        settings: Settings, pool: asyncpg.Pool) -> None:
+    """Upstream systems send out of order: a stage 2 withdrawal that arrives before the escalation dated before it
+    waits (not dead-lettered) and is admitted as soon as the escalation is, long before the grace would end."""
+    case, later = unique("case"), unique("case")
+    async with running(IntakeWorker, settings, out_of_order_grace_s=600):
+        await send_events(settings, [_received(case), _received(later)])
+        await eventually(lambda: has_events(pool, later, 1))
+        withdrawn = cloudevent("complaint.withdrawn", case, "2026-03-10T10:00:00+00:00", {"stage": "stage2"})
+        escalated = cloudevent("complaint.escalated", case, "2026-03-09T10:00:00+00:00", {"to_stage": "stage2"})
+        await send_events(settings, [withdrawn, escalated])  # one batch, the withdrawal first
+        await eventually(lambda: has_events(pool, case, 3))
+        await send_events(settings, [cloudevent("complaint.withdrawn", later, "2026-03-10T10:00:00+00:00",
+                                                {"stage": "stage2"})])  # alone: it waits
+        await asyncio.sleep(1.0)
+        assert len(await history(pool, later)) == 1
+        await send_events(settings, [cloudevent("complaint.escalated", later, "2026-03-09T10:00:00+00:00",
+                                                {"to_stage": "stage2"})])  # a later batch: the held act follows
+        await eventually(lambda: has_events(pool, later, 3))
+    assert [e.type for e in await history(pool, case)][1:] == ["complaint.escalated", "complaint.withdrawn"]
+    assert [e.type for e in await history(pool, later)][1:] == ["complaint.escalated", "complaint.withdrawn"]
