@@ -24,12 +24,13 @@ HISTORY = FIXTURES / "history_contract_1_1.jsonl"
 FIGURES = FIXTURES / "history_contract_1_1.report.json"
 
 
-async def record_frozen(url: str) -> None:
-    """Record the frozen history (inbound events and what the domains derive), unless it already is."""
+async def record_frozen(url: str, path: Path = HISTORY) -> None:
+    """Record a frozen history (inbound events and what the domains derive), unless it already is."""
+    inbound = [json.loads(line) for line in path.read_text().splitlines()]
     conn = await asyncpg.connect(url)
     try:
-        if not await conn.fetchval("SELECT count(*) FROM events WHERE id = 'frozen-000'"):
-            await record_as_live(conn, [json.loads(line) for line in HISTORY.read_text().splitlines()])
+        if not await conn.fetchval("SELECT count(*) FROM events WHERE id = $1", inbound[0]["id"]):
+            await record_as_live(conn, inbound)
     finally:
         await conn.close()
 
@@ -55,15 +56,7 @@ REFUSED = FIXTURES / "history_contract_1_1_refused.jsonl"  # acts contract 1.1 l
 
 @pytest.fixture(scope="module")
 def with_refused(frozen: str) -> str:
-    async def record() -> None:
-        conn = await asyncpg.connect(frozen)
-        try:
-            if not await conn.fetchval("SELECT count(*) FROM events WHERE id = 'refused-000'"):
-                await record_as_live(conn, [json.loads(line) for line in REFUSED.read_text().splitlines()])
-        finally:
-            await conn.close()
-
-    asyncio.run(record())
+    asyncio.run(record_frozen(frozen, REFUSED))
     return frozen
 
 
